@@ -1,0 +1,45 @@
+import type { Catalog } from '../catalog/database.js';
+import { recordAudit } from '../server/audit.js';
+import { isTokenRole } from '../server/auth/roles.js';
+import { generateSecret, hashSecret } from '../server/auth/secret.js';
+import { AdminInputError } from './create-user.js';
+
+/** Creates an API or enrollment token and returns the secret (shown once; only its hash is kept). */
+export async function createToken(
+  catalog: Catalog,
+  input: { name: string; role: string; expiresAtMs: number | null; userName: string | null },
+  nowMs: number,
+): Promise<string> {
+  if (input.name.length < 1 || input.name.length > 128) throw new AdminInputError('--name: 1-128 characters');
+  if (!isTokenRole(input.role)) {
+    throw new AdminInputError(`--role must be enroll, admin, operator or viewer, not "${input.role}"`);
+  }
+  let userId: number | null = null;
+  if (input.userName !== null) {
+    const user = await catalog.db.selectFrom('users').select('id').where('name', '=', input.userName).executeTakeFirst();
+    if (!user) throw new AdminInputError(`--user: no user named "${input.userName}"`);
+    userId = user.id;
+  }
+  const secret = generateSecret('token');
+  await catalog.db.transaction().execute(async (trx) => {
+    await trx
+      .insertInto('tokens')
+      .values({
+        name: input.name,
+        role: input.role,
+        token_hash: hashSecret(secret),
+        user_id: userId,
+        created_at: nowMs,
+        expires_at: input.expiresAtMs,
+      })
+      .execute();
+    await recordAudit(trx, {
+      at: nowMs,
+      actor: 'admin-cli',
+      action: 'token.create',
+      subject: `token:${input.name}`,
+      detail: { role: input.role },
+    });
+  });
+  return secret;
+}

@@ -1,0 +1,174 @@
+import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
+
+/**
+ * The typed catalog schema. Times are epoch milliseconds (INTEGER / BIGINT) so
+ * SQLite and PostgreSQL sort and compare them the same way; flags are 0/1.
+ */
+type Id = Generated<number>;
+type Millis = number;
+
+export interface BusinessTable {
+  id: Id;
+  game_id: string;
+  name: string;
+  created_at: Millis;
+}
+
+export interface BackupTypeTable {
+  id: Id;
+  name: string;
+  description: string;
+  created_at: Millis;
+}
+
+export interface ClusterTable {
+  id: Id;
+  name: string;
+  description: string;
+  created_at: Millis;
+}
+
+export interface HostTable {
+  id: Id;
+  server_id: string;
+  ip: string | null;
+  agent_version: string | null;
+  credential_hash: string | null;
+  enrolled_at: Millis | null;
+  last_seen_at: Millis | null;
+  created_at: Millis;
+}
+
+export interface InstanceTable {
+  id: Id;
+  server_id: string;
+  type: string;
+  instance: string;
+  name: string;
+  game_id: string;
+  cluster_id: number;
+  priority: string;
+  /** Cron expression; null means every `interval_seconds`. */
+  schedule: string | null;
+  interval_seconds: number;
+  timezone: string;
+  grace_seconds: number;
+  retention_days: number | null;
+  paused: ColumnType<number, number | undefined, number>;
+  next_due_at: Millis | null;
+  last_success_at: Millis | null;
+  last_report_at: Millis | null;
+  created_at: Millis;
+  updated_at: Millis;
+}
+
+export interface BackupTable {
+  id: Id;
+  report_id: string;
+  instance_id: number | null;
+  server_id: string;
+  type: string;
+  instance: string;
+  section: string;
+  /** The business the report claimed (agent config's game_id). */
+  reported_game_id: string;
+  /** The business the backup belongs to: the registry's when registered, else the reported one. */
+  game_id: string;
+  cluster_id: number;
+  host_ip: string;
+  created_at: Millis;
+  finished_at: Millis;
+  received_at: Millis;
+  status: string;
+  kind: string | null;
+  filename: string | null;
+  size: number | null;
+  blake3: string | null;
+  base_filename: string | null;
+  base_created_at: Millis | null;
+  base_backup_id: number | null;
+  log: string;
+  error: string | null;
+  exit_code: number | null;
+  output_tail: string;
+  legality: string;
+  illegal_reason: string | null;
+  priority: string;
+  agent_version: string;
+  stored_node: string | null;
+  stored_path: string | null;
+  stored_at: Millis | null;
+  verified_at: Millis | null;
+  deleted_at: Millis | null;
+}
+
+export interface TransferJobTable {
+  id: Id;
+  backup_id: number;
+  cluster_id: number;
+  /** Priority rank: 0 = critical … 3 = low. */
+  priority: number;
+  state: string;
+  attempts: number;
+  max_attempts: number;
+  size: number;
+  enqueued_at: Millis;
+  next_attempt_at: Millis;
+  lease_node: string | null;
+  lease_expires_at: Millis | null;
+  bytes_done: number;
+  last_error: string | null;
+  updated_at: Millis;
+}
+
+export interface UserTable {
+  id: Id;
+  name: string;
+  role: string;
+  password_hash: string;
+  disabled: ColumnType<number, number | undefined, number>;
+  created_at: Millis;
+}
+
+export interface TokenTable {
+  id: Id;
+  name: string;
+  role: string;
+  token_hash: string;
+  user_id: number | null;
+  created_at: Millis;
+  expires_at: Millis | null;
+  revoked_at: Millis | null;
+  last_used_at: Millis | null;
+}
+
+export interface AuditLogTable {
+  id: Id;
+  at: Millis;
+  actor: string;
+  action: string;
+  subject: string;
+  detail: string;
+}
+
+export interface CatalogSchema {
+  businesses: BusinessTable;
+  backup_types: BackupTypeTable;
+  clusters: ClusterTable;
+  hosts: HostTable;
+  instances: InstanceTable;
+  backups: BackupTable;
+  transfer_jobs: TransferJobTable;
+  users: UserTable;
+  tokens: TokenTable;
+  audit_log: AuditLogTable;
+}
+
+export type BackupRow = Selectable<BackupTable>;
+export type NewBackup = Insertable<BackupTable>;
+export type InstanceRow = Selectable<InstanceTable>;
+export type NewInstance = Insertable<InstanceTable>;
+export type InstanceUpdate = Updateable<InstanceTable>;
+export type HostRow = Selectable<HostTable>;
+export type TokenRow = Selectable<TokenTable>;
+export type UserRow = Selectable<UserTable>;

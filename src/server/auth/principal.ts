@@ -1,0 +1,56 @@
+import type { CatalogDb } from '../../catalog/database.js';
+import { type TokenRole, type UserRole, isUserRole } from './roles.js';
+import { hashSecret, looksLikeSecret } from './secret.js';
+
+/** Who is calling, as established from the `Authorization: Bearer …` header. */
+export type Principal =
+  | { kind: 'token'; tokenId: number; name: string; role: UserRole }
+  | { kind: 'enroll'; tokenId: number; name: string }
+  | { kind: 'host'; hostId: number; serverId: string };
+
+/** What a route needs: a role, an agent credential, an enrollment token, or nothing (health only). */
+export type Access = UserRole | 'host' | 'enroll' | 'public';
+
+export function bearerValue(header: string | undefined): string | null {
+  if (!header) return null;
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  return match?.[1] ?? null;
+}
+
+/** Looks a bearer secret up by its hash. Unknown, revoked or expired secrets give null. */
+export async function resolvePrincipal(db: CatalogDb, secret: string, nowMs: number): Promise<Principal | null> {
+  if (!looksLikeSecret(secret)) return null;
+  const hash = hashSecret(secret);
+  if (secret.startsWith('ubc_')) {
+    const host = await db
+      .selectFrom('hosts')
+      .select(['id', 'server_id'])
+      .where('credential_hash', '=', hash)
+      .executeTakeFirst();
+    return host ? { kind: 'host', hostId: host.id, serverId: host.server_id } : null;
+  }
+  const token = await db
+    .selectFrom('tokens')
+    .select(['id', 'name', 'role', 'expires_at', 'revoked_at'])
+    .where('token_hash', '=', hash)
+    .executeTakeFirst();
+  if (!token || token.revoked_at !== null) return null;
+  if (token.expires_at !== null && token.expires_at <= nowMs) return null;
+  const role = token.role as TokenRole;
+  if (role === 'enroll') return { kind: 'enroll', tokenId: token.id, name: token.name };
+  if (!isUserRole(role)) return null;
+  return { kind: 'token', tokenId: token.id, name: token.name, role };
+}
+
+/** A short name for the audit log. */
+export function actorName(principal: Principal | null): string {
+  if (!principal) return 'anonymous';
+  switch (principal.kind) {
+    case 'token':
+      return `token:${principal.name}`;
+    case 'enroll':
+      return `enroll-token:${principal.name}`;
+    case 'host':
+      return `host:${principal.serverId}`;
+  }
+}

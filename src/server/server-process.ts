@@ -1,0 +1,83 @@
+import { mkdirSync } from 'node:fs';
+import pino, { type Logger } from 'pino';
+import { migrateCatalog, openCatalog } from '../catalog/database.js';
+import { systemClock } from '../shared/clock.js';
+import { formatListenAddress } from '../shared/listen-address.js';
+import { type App, buildApp } from './app.js';
+import type { ServerSettings } from './server-settings.js';
+
+export interface RunningServer {
+  app: App;
+  /** The address actually bound (the port is real even when 0 was asked for). */
+  url: string;
+  close(): Promise<void>;
+}
+
+/** Opens and migrates the catalog, builds the app and listens. */
+export async function startServer(settings: ServerSettings, log: Logger): Promise<RunningServer> {
+  mkdirSync(settings.dataDir, { recursive: true });
+  const catalog = openCatalog(settings.catalog);
+  try {
+    const migrated = await migrateCatalog(catalog);
+    if (migrated.applied.length > 0) log.info({ applied: migrated.applied }, 'catalog migrated');
+    const defaultCluster = await catalog.db
+      .selectFrom('clusters')
+      .select('id')
+      .where('name', '=', 'default')
+      .executeTakeFirstOrThrow();
+    const app = await buildApp({
+      catalog,
+      clock: systemClock,
+      log,
+      policy: settings.policy,
+      maxAttempts: settings.maxAttempts,
+      defaultClusterId: defaultCluster.id,
+    });
+    await app.listen({ host: settings.listen.host, port: settings.listen.port });
+    const bound = app.server.address();
+    const port = typeof bound === 'object' && bound ? bound.port : settings.listen.port;
+    const shownHost = settings.listen.host === '0.0.0.0' ? '127.0.0.1' : settings.listen.host;
+    const url = `http://${formatListenAddress({ host: shownHost, port })}`;
+    log.info({ url, catalog: catalog.dialect, listen: formatListenAddress({ host: settings.listen.host, port }) }, 'server listening');
+    return {
+      app,
+      url,
+      close: async () => {
+        await app.close();
+        await catalog.close();
+      },
+    };
+  } catch (error) {
+    await catalog.close();
+    throw error;
+  }
+}
+
+export function createLogger(level: string, name: string): Logger {
+  return pino({ level, name, base: { pid: process.pid } });
+}
+
+/**
+ * Runs until SIGTERM/SIGINT, then stops accepting, lets requests in flight
+ * finish (their transactions commit or roll back), closes the catalog and exits.
+ * A second signal exits at once.
+ */
+export async function runServerUntilSignal(settings: ServerSettings): Promise<void> {
+  const log = createLogger(settings.logLevel, 'ubackup-server');
+  const server = await startServer(settings, log);
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) process.exit(1);
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    server.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        log.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}

@@ -1,0 +1,54 @@
+import { type CatalogLocation, parseCatalogUrl } from '../catalog/catalog-url.js';
+import { type ListenAddress, parseListenAddress } from '../shared/listen-address.js';
+import type { IllegalReportPolicy } from './ingest-decision.js';
+
+/** The server's settings, from flags or their `UBACKUP_*` environment variables. */
+export interface ServerSettings {
+  listen: ListenAddress;
+  dataDir: string;
+  catalog: CatalogLocation;
+  policy: IllegalReportPolicy;
+  maxAttempts: number;
+  logLevel: string;
+}
+
+export interface ServerFlags {
+  listen: string;
+  dataDir: string;
+  db?: string;
+  illegalPolicy: string;
+  maxAttempts: string;
+  logLevel: string;
+}
+
+export const DEFAULT_SERVER_FLAGS = {
+  listen: '0.0.0.0:8080',
+  dataDir: '/var/lib/ubackup/server',
+  illegalPolicy: 'accept',
+  maxAttempts: '5',
+  logLevel: 'info',
+} as const;
+
+export class SettingsError extends Error {
+  override name = 'SettingsError';
+}
+
+export function resolveServerSettings(flags: ServerFlags): ServerSettings {
+  const listen = parseListenAddress(flags.listen);
+  if (typeof listen === 'string') throw new SettingsError(`--listen (UBACKUP_LISTEN): ${listen}`);
+  if (flags.illegalPolicy !== 'accept' && flags.illegalPolicy !== 'reject') {
+    throw new SettingsError(`--illegal-policy (UBACKUP_ILLEGAL_POLICY) must be accept or reject, not "${flags.illegalPolicy}"`);
+  }
+  const maxAttempts = Number(flags.maxAttempts);
+  if (!Number.isInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > 100) {
+    throw new SettingsError(`--max-attempts (UBACKUP_MAX_ATTEMPTS) must be an integer from 1 to 100, not "${flags.maxAttempts}"`);
+  }
+  return {
+    listen,
+    dataDir: flags.dataDir,
+    catalog: parseCatalogUrl(flags.db, flags.dataDir),
+    policy: flags.illegalPolicy,
+    maxAttempts,
+    logLevel: flags.logLevel,
+  };
+}
