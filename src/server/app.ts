@@ -1,5 +1,5 @@
 import fastifySwagger from '@fastify/swagger';
-import Fastify, { type FastifyError } from 'fastify';
+import Fastify, { type FastifyError, LogController } from 'fastify';
 import {
   hasZodFastifySchemaValidationErrors,
   jsonSchemaTransform,
@@ -37,7 +37,8 @@ export async function buildApp(ctx: AppContext) {
   const app = Fastify({
     loggerInstance: ctx.log,
     bodyLimit: DEFAULT_BODY_LIMIT,
-    disableRequestLogging: true,
+    // Per-request access lines would be two log lines per report at fleet scale; errors are still logged.
+    logController: new LogController({ disableRequestLogging: true }),
     trustProxy: false,
   }).withTypeProvider<ZodTypeProvider>();
 
