@@ -7,7 +7,12 @@ import { AdminInputError, createUser, passwordFromFileText } from './admin/creat
 import { CatalogUrlError } from './catalog/catalog-url.js';
 import { migrateCatalog } from './catalog/database.js';
 import { runServerUntilSignal } from './server/server-process.js';
-import { DEFAULT_SERVER_FLAGS, resolveServerSettings, SettingsError, type ServerFlags } from './server/server-settings.js';
+import {
+  DEFAULT_SERVER_FLAGS,
+  resolveServerSettings,
+  type ServerFlags,
+  SettingsError,
+} from './server/server-settings.js';
 import { UBACKUP_VERSION } from './shared/version.js';
 
 const program = new Command()
@@ -16,18 +21,30 @@ const program = new Command()
   .version(UBACKUP_VERSION);
 
 const dataDirOption = () =>
-  new Option('--data-dir <dir>', 'server data directory').env('UBACKUP_DATA_DIR').default(DEFAULT_SERVER_FLAGS.dataDir);
+  new Option('--data-dir <dir>', 'server data directory')
+    .env('UBACKUP_DATA_DIR')
+    .default(DEFAULT_SERVER_FLAGS.dataDir);
 const dbOption = () =>
-  new Option('--db <url>', 'catalog: sqlite:<path> or postgres://… (default: sqlite:<data-dir>/catalog.db)').env('UBACKUP_DB');
+  new Option(
+    '--db <url>',
+    'catalog: sqlite:<path> or postgres://… (default: sqlite:<data-dir>/catalog.db)',
+  ).env('UBACKUP_DB');
 
 program
   .command('server')
   .description('the control plane: API, catalog, queue')
-  .addOption(new Option('--listen <host:port>', 'address to listen on').env('UBACKUP_LISTEN').default(DEFAULT_SERVER_FLAGS.listen))
+  .addOption(
+    new Option('--listen <host:port>', 'address to listen on')
+      .env('UBACKUP_LISTEN')
+      .default(DEFAULT_SERVER_FLAGS.listen),
+  )
   .addOption(dataDirOption())
   .addOption(dbOption())
   .addOption(
-    new Option('--illegal-policy <policy>', 'reports for unregistered instances: accept (store, flag, queue) or reject')
+    new Option(
+      '--illegal-policy <policy>',
+      'reports for unregistered instances: accept (store, flag, queue) or reject',
+    )
       .env('UBACKUP_ILLEGAL_POLICY')
       .default(DEFAULT_SERVER_FLAGS.illegalPolicy),
   )
@@ -36,12 +53,18 @@ program
       .env('UBACKUP_MAX_ATTEMPTS')
       .default(DEFAULT_SERVER_FLAGS.maxAttempts),
   )
-  .addOption(new Option('--log-level <level>', 'pino log level').env('UBACKUP_LOG_LEVEL').default(DEFAULT_SERVER_FLAGS.logLevel))
+  .addOption(
+    new Option('--log-level <level>', 'pino log level')
+      .env('UBACKUP_LOG_LEVEL')
+      .default(DEFAULT_SERVER_FLAGS.logLevel),
+  )
   .action(async (flags: ServerFlags) => {
     await runServerUntilSignal(resolveServerSettings(flags));
   });
 
-const admin = program.command('admin').description('catalog administration (same --data-dir / --db as the server)');
+const admin = program
+  .command('admin')
+  .description('catalog administration (same --data-dir / --db as the server)');
 
 admin
   .command('migrate')
@@ -51,7 +74,9 @@ admin
   .action(async (flags: { dataDir: string; db?: string }) => {
     await withAdminCatalog(flags, async (catalog) => {
       const { applied } = await migrateCatalog(catalog);
-      process.stderr.write(applied.length > 0 ? `applied: ${applied.join(', ')}\n` : 'catalog is up to date\n');
+      process.stderr.write(
+        applied.length > 0 ? `applied: ${applied.join(', ')}\n` : 'catalog is up to date\n',
+      );
     });
   });
 
@@ -63,13 +88,17 @@ user
   .requiredOption('--password-file <file>', 'file holding the password (- for stdin)')
   .addOption(dataDirOption())
   .addOption(dbOption())
-  .action(async (flags: { name: string; role: string; passwordFile: string; dataDir: string; db?: string }) => {
-    const password = passwordFromFileText(readFileSync(flags.passwordFile === '-' ? 0 : flags.passwordFile, 'utf8'));
-    await withAdminCatalog(flags, async (catalog) => {
-      await createUser(catalog, { name: flags.name, role: flags.role, password }, Date.now());
-      process.stderr.write(`user ${flags.name} created (${flags.role})\n`);
-    });
-  });
+  .action(
+    async (flags: { name: string; role: string; passwordFile: string; dataDir: string; db?: string }) => {
+      const password = passwordFromFileText(
+        readFileSync(flags.passwordFile === '-' ? 0 : flags.passwordFile, 'utf8'),
+      );
+      await withAdminCatalog(flags, async (catalog) => {
+        await createUser(catalog, { name: flags.name, role: flags.role, password }, Date.now());
+        process.stderr.write(`user ${flags.name} created (${flags.role})\n`);
+      });
+    },
+  );
 
 const token = admin.command('token').description('API and enrollment tokens');
 token
@@ -82,11 +111,19 @@ token
   .addOption(dataDirOption())
   .addOption(dbOption())
   .action(
-    async (flags: { name: string; role: string; user?: string; expiresInDays?: string; dataDir: string; db?: string }) => {
+    async (flags: {
+      name: string;
+      role: string;
+      user?: string;
+      expiresInDays?: string;
+      dataDir: string;
+      db?: string;
+    }) => {
       let expiresAtMs: number | null = null;
       if (flags.expiresInDays !== undefined) {
         const days = Number(flags.expiresInDays);
-        if (!Number.isFinite(days) || days <= 0) throw new AdminInputError('--expires-in-days must be a positive number');
+        if (!Number.isFinite(days) || days <= 0)
+          throw new AdminInputError('--expires-in-days must be a positive number');
         expiresAtMs = Date.now() + days * 86_400_000;
       }
       await withAdminCatalog(flags, async (catalog) => {
@@ -107,6 +144,8 @@ program.parseAsync(process.argv).catch((error: unknown) => {
     process.stderr.write(`ubackup: ${(error as Error).message}\n`);
     process.exit(2);
   }
-  process.stderr.write(`ubackup: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.stderr.write(
+    `ubackup: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+  );
   process.exit(1);
 });

@@ -16,7 +16,11 @@ export async function createToken(
   }
   let userId: number | null = null;
   if (input.userName !== null) {
-    const user = await catalog.db.selectFrom('users').select('id').where('name', '=', input.userName).executeTakeFirst();
+    const user = await catalog.db
+      .selectFrom('users')
+      .select('id')
+      .where('name', '=', input.userName)
+      .executeTakeFirst();
     if (!user) throw new AdminInputError(`--user: no user named "${input.userName}"`);
     userId = user.id;
   }

@@ -20,11 +20,16 @@ export async function createUser(
   if (!/^[A-Za-z0-9._@-]{1,64}$/.test(input.name)) {
     throw new AdminInputError('--name: 1-64 characters of letters, digits, . _ @ -');
   }
-  if (!isUserRole(input.role)) throw new AdminInputError(`--role must be admin, operator or viewer, not "${input.role}"`);
+  if (!isUserRole(input.role))
+    throw new AdminInputError(`--role must be admin, operator or viewer, not "${input.role}"`);
   if (input.password.length < MIN_PASSWORD_LENGTH) {
     throw new AdminInputError(`the password must have at least ${MIN_PASSWORD_LENGTH} characters`);
   }
-  const existing = await catalog.db.selectFrom('users').select('id').where('name', '=', input.name).executeTakeFirst();
+  const existing = await catalog.db
+    .selectFrom('users')
+    .select('id')
+    .where('name', '=', input.name)
+    .executeTakeFirst();
   if (existing) throw new AdminInputError(`user "${input.name}" already exists`);
   const passwordHash = await hashPassword(input.password);
   return catalog.db.transaction().execute(async (trx) => {

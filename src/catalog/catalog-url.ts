@@ -13,7 +13,8 @@ export class CatalogUrlError extends Error {
  * Without `--db` the catalog is `<data-dir>/catalog.db`.
  */
 export function parseCatalogUrl(value: string | undefined, dataDir: string): CatalogLocation {
-  if (value === undefined || value === '') return { dialect: 'sqlite', path: join(resolve(dataDir), 'catalog.db') };
+  if (value === undefined || value === '')
+    return { dialect: 'sqlite', path: join(resolve(dataDir), 'catalog.db') };
   if (value.startsWith('postgres://') || value.startsWith('postgresql://')) {
     try {
       new URL(value);
@@ -24,7 +25,8 @@ export function parseCatalogUrl(value: string | undefined, dataDir: string): Cat
   }
   if (value.startsWith('sqlite:')) {
     const rest = value.slice('sqlite:'.length).replace(/^\/\//, '');
-    if (rest === '') throw new CatalogUrlError('--db: sqlite: needs a file path, e.g. sqlite:/var/lib/ubackup/catalog.db');
+    if (rest === '')
+      throw new CatalogUrlError('--db: sqlite: needs a file path, e.g. sqlite:/var/lib/ubackup/catalog.db');
     return { dialect: 'sqlite', path: isAbsolute(rest) ? rest : resolve(rest) };
   }
   throw new CatalogUrlError(`--db must start with sqlite: or postgres:// (got "${redactCatalogUrl(value)}")`);

@@ -7,6 +7,7 @@ import type { CatalogLocation } from './catalog-url.js';
 import type { CatalogDialect } from './dialect.js';
 import { catalogMigrations } from './migrations/index.js';
 import type { CatalogSchema } from './schema.js';
+import { withStatementCache } from './statement-cache.js';
 
 export type CatalogDb = Kysely<CatalogSchema>;
 
@@ -28,7 +29,9 @@ export function openCatalog(location: CatalogLocation, options: { poolSize?: num
     database.pragma('synchronous = FULL');
     database.pragma('foreign_keys = ON');
     database.pragma('busy_timeout = 10000');
-    const db = new Kysely<CatalogSchema>({ dialect: new SqliteDialect({ database }) });
+    const db = new Kysely<CatalogSchema>({
+      dialect: new SqliteDialect({ database: withStatementCache(database) }),
+    });
     return { db, dialect: 'sqlite', close: () => db.destroy() };
   }
   const pool = new pg.Pool({
@@ -37,7 +40,9 @@ export function openCatalog(location: CatalogLocation, options: { poolSize?: num
     // BIGINT columns hold epoch milliseconds and ids: well inside 2^53.
     types: {
       getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
-        oid === PG_INT8 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+        oid === PG_INT8
+          ? (v: string) => Number(v)
+          : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
     },
   });
   const db = new Kysely<CatalogSchema>({ dialect: new PostgresDialect({ pool }) });

@@ -8,5 +8,7 @@ export interface ColumnTypes {
 }
 
 export function columnTypes(dialect: CatalogDialect): ColumnTypes {
-  return dialect === 'postgres' ? { id: 'bigserial', bigint: 'bigint' } : { id: 'integer', bigint: 'integer' };
+  return dialect === 'postgres'
+    ? { id: 'bigserial', bigint: 'bigint' }
+    : { id: 'integer', bigint: 'integer' };
 }

@@ -1,14 +1,47 @@
 import type { Logger } from 'pino';
 import type { Catalog } from '../catalog/database.js';
 import type { Clock } from '../shared/clock.js';
+import { PrincipalCache } from './auth/principal-cache.js';
+import { IngestBatcher } from './ingest-batcher.js';
+
+/** How long a verified secret is trusted without asking the catalog again. */
+export const PRINCIPAL_CACHE_TTL_MS = 10_000;
+
 import type { IllegalReportPolicy } from './ingest-decision.js';
 
-/** What every route needs: the catalog, the clock, the logger and the server's settings. */
+/** What every route needs: the catalog, the clock, the logger, and the ingest pipeline. */
 export interface AppContext {
+  catalog: Catalog;
+  clock: Clock;
+  log: Logger;
+  /** The `default` cluster: instances registered without a cluster, and every unregistered one. */
+  defaultClusterId: number;
+  ingest: IngestBatcher;
+  principals: PrincipalCache;
+}
+
+export interface AppContextOptions {
   catalog: Catalog;
   clock: Clock;
   log: Logger;
   policy: IllegalReportPolicy;
   maxAttempts: number;
-  defaultClusterId: number;
+}
+
+export async function createAppContext(options: AppContextOptions): Promise<AppContext> {
+  const { catalog, clock, log } = options;
+  const defaultCluster = await catalog.db
+    .selectFrom('clusters')
+    .select('id')
+    .where('name', '=', 'default')
+    .executeTakeFirstOrThrow();
+  const ingest = new IngestBatcher(
+    catalog.db,
+    { policy: options.policy, maxAttempts: options.maxAttempts, defaultClusterId: defaultCluster.id },
+    clock,
+    log,
+    { maxBatch: 256, concurrency: catalog.dialect === 'sqlite' ? 1 : 4 },
+  );
+  const principals = new PrincipalCache(PRINCIPAL_CACHE_TTL_MS, 100_000);
+  return { catalog, clock, log, defaultClusterId: defaultCluster.id, ingest, principals };
 }

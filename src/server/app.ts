@@ -29,7 +29,6 @@ declare module 'fastify' {
   }
 }
 
-
 /** Bodies larger than this are refused with 413 before they are parsed (the import route allows more). */
 export const DEFAULT_BODY_LIMIT = MAX_REPORT_BYTES;
 
@@ -62,7 +61,7 @@ export async function buildApp(ctx: AppContext) {
     if (access === 'public') return;
     const secret = bearerValue(request.headers.authorization);
     if (!secret) throw new ApiError(401, 'unauthenticated', 'send "Authorization: Bearer <token>"');
-    const principal = await resolvePrincipal(ctx.catalog.db, secret, ctx.clock().getTime());
+    const principal = await resolvePrincipal(ctx.catalog.db, secret, ctx.clock().getTime(), ctx.principals);
     if (!principal) throw new ApiError(401, 'unauthenticated', 'the token is unknown, revoked or expired');
     request.principal = principal;
     if (!principalMayAccess(principal, access)) {
@@ -86,7 +85,9 @@ export async function buildApp(ctx: AppContext) {
       const first = issues[0];
       return reply
         .code(400)
-        .send(errorBody('invalid_request', first ? `${first.path}: ${first.message}` : 'invalid request', issues));
+        .send(
+          errorBody('invalid_request', first ? `${first.path}: ${first.message}` : 'invalid request', issues),
+        );
     }
     if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
       return reply.code(413).send(errorBody('body_too_large', error.message));

@@ -51,9 +51,12 @@ export function decideIngest(ctx: IngestContext): IngestDecision {
     if (ctx.policy === 'reject') return { action: 'reject', code: 'instance_not_registered', message };
     reasons.push(message);
   } else if (registered.gameId !== report.game_id) {
-    reasons.push(`business mismatch: the agent reports game_id ${report.game_id}, the registry says ${registered.gameId}`);
+    reasons.push(
+      `business mismatch: the agent reports game_id ${report.game_id}, the registry says ${registered.gameId}`,
+    );
   }
-  if (!ctx.reportedBusinessKnown) reasons.push(`unknown business: game_id ${report.game_id} is not registered`);
+  if (!ctx.reportedBusinessKnown)
+    reasons.push(`unknown business: game_id ${report.game_id} is not registered`);
   return {
     action: 'store',
     legality: reasons.length === 0 ? 'legal' : 'illegal',

@@ -4,6 +4,7 @@ import { migrateCatalog, openCatalog } from '../catalog/database.js';
 import { systemClock } from '../shared/clock.js';
 import { formatListenAddress } from '../shared/listen-address.js';
 import { type App, buildApp } from './app.js';
+import { createAppContext } from './app-context.js';
 import type { ServerSettings } from './server-settings.js';
 
 export interface RunningServer {
@@ -20,25 +21,24 @@ export async function startServer(settings: ServerSettings, log: Logger): Promis
   try {
     const migrated = await migrateCatalog(catalog);
     if (migrated.applied.length > 0) log.info({ applied: migrated.applied }, 'catalog migrated');
-    const defaultCluster = await catalog.db
-      .selectFrom('clusters')
-      .select('id')
-      .where('name', '=', 'default')
-      .executeTakeFirstOrThrow();
-    const app = await buildApp({
-      catalog,
-      clock: systemClock,
-      log,
-      policy: settings.policy,
-      maxAttempts: settings.maxAttempts,
-      defaultClusterId: defaultCluster.id,
-    });
+    const app = await buildApp(
+      await createAppContext({
+        catalog,
+        clock: systemClock,
+        log,
+        policy: settings.policy,
+        maxAttempts: settings.maxAttempts,
+      }),
+    );
     await app.listen({ host: settings.listen.host, port: settings.listen.port });
     const bound = app.server.address();
     const port = typeof bound === 'object' && bound ? bound.port : settings.listen.port;
     const shownHost = settings.listen.host === '0.0.0.0' ? '127.0.0.1' : settings.listen.host;
     const url = `http://${formatListenAddress({ host: shownHost, port })}`;
-    log.info({ url, catalog: catalog.dialect, listen: formatListenAddress({ host: settings.listen.host, port }) }, 'server listening');
+    log.info(
+      { url, catalog: catalog.dialect, listen: formatListenAddress({ host: settings.listen.host, port }) },
+      'server listening',
+    );
     return {
       app,
       url,

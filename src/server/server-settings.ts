@@ -37,11 +37,15 @@ export function resolveServerSettings(flags: ServerFlags): ServerSettings {
   const listen = parseListenAddress(flags.listen);
   if (typeof listen === 'string') throw new SettingsError(`--listen (UBACKUP_LISTEN): ${listen}`);
   if (flags.illegalPolicy !== 'accept' && flags.illegalPolicy !== 'reject') {
-    throw new SettingsError(`--illegal-policy (UBACKUP_ILLEGAL_POLICY) must be accept or reject, not "${flags.illegalPolicy}"`);
+    throw new SettingsError(
+      `--illegal-policy (UBACKUP_ILLEGAL_POLICY) must be accept or reject, not "${flags.illegalPolicy}"`,
+    );
   }
   const maxAttempts = Number(flags.maxAttempts);
   if (!Number.isInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > 100) {
-    throw new SettingsError(`--max-attempts (UBACKUP_MAX_ATTEMPTS) must be an integer from 1 to 100, not "${flags.maxAttempts}"`);
+    throw new SettingsError(
+      `--max-attempts (UBACKUP_MAX_ATTEMPTS) must be an integer from 1 to 100, not "${flags.maxAttempts}"`,
+    );
   }
   return {
     listen,

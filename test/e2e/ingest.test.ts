@@ -29,8 +29,22 @@ describe.each(BACKENDS)('ingest on %s', (backend) => {
       payload: typeof body === 'string' ? body : JSON.stringify(body),
     });
   const counts = async () => ({
-    backups: Number((await t.catalog.db.selectFrom('backups').select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n),
-    jobs: Number((await t.catalog.db.selectFrom('transfer_jobs').select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n),
+    backups: Number(
+      (
+        await t.catalog.db
+          .selectFrom('backups')
+          .select((eb) => eb.fn.countAll().as('n'))
+          .executeTakeFirstOrThrow()
+      ).n,
+    ),
+    jobs: Number(
+      (
+        await t.catalog.db
+          .selectFrom('transfer_jobs')
+          .select((eb) => eb.fn.countAll().as('n'))
+          .executeTakeFirstOrThrow()
+      ).n,
+    ),
   });
   const register = async () => {
     const db = t.catalog.db;
@@ -80,7 +94,11 @@ describe.each(BACKENDS)('ingest on %s', (backend) => {
 
     const again = await post({ ...report, filename: 'other.tar.gz', size: 5 });
     expect(again.statusCode).toBe(200);
-    expect(again.json()).toMatchObject({ duplicate: true, backup_id: receipt.backup_id, job_id: receipt.job_id });
+    expect(again.json()).toMatchObject({
+      duplicate: true,
+      backup_id: receipt.backup_id,
+      job_id: receipt.job_id,
+    });
     expect(await counts()).toEqual({ backups: 1, jobs: 1 });
     const row = await t.catalog.db.selectFrom('backups').selectAll().executeTakeFirstOrThrow();
     expect(row.filename).toBe(report.filename);
@@ -123,13 +141,22 @@ describe.each(BACKENDS)('ingest on %s', (backend) => {
 
   it('flags a business mismatch and an unknown business with reasons', async () => {
     await register();
-    await t.catalog.db.insertInto('businesses').values({ game_id: '40', name: 'Other', created_at: 0 }).execute();
+    await t.catalog.db
+      .insertInto('businesses')
+      .values({ game_id: '40', name: 'Other', created_at: 0 })
+      .execute();
     const mismatch = await post(sampleReport({ game_id: '40' }));
     expect(mismatch.json().legality).toBe('illegal');
-    expect(mismatch.json().illegal_reason).toBe('business mismatch: the agent reports game_id 40, the registry says 31');
+    expect(mismatch.json().illegal_reason).toBe(
+      'business mismatch: the agent reports game_id 40, the registry says 31',
+    );
     const unknown = await post(sampleReport({ game_id: '99' }));
     expect(unknown.json().illegal_reason).toContain('unknown business: game_id 99 is not registered');
-    const rows = await t.catalog.db.selectFrom('backups').select(['game_id', 'reported_game_id']).orderBy('id').execute();
+    const rows = await t.catalog.db
+      .selectFrom('backups')
+      .select(['game_id', 'reported_game_id'])
+      .orderBy('id')
+      .execute();
     expect(rows).toEqual([
       { game_id: '31', reported_game_id: '40' },
       { game_id: '31', reported_game_id: '99' },
@@ -180,7 +207,10 @@ describe.each(BACKENDS)('ingest on %s', (backend) => {
     credential = await enroll('111111');
     const res = await post(sampleReport());
     expect(res.statusCode).toBe(403);
-    expect(res.json().error).toEqual({ code: 'instance_not_registered', message: 'instance 111111/mysql/3306 is not registered' });
+    expect(res.json().error).toEqual({
+      code: 'instance_not_registered',
+      message: 'instance 111111/mysql/3306 is not registered',
+    });
     expect(await counts()).toEqual({ backups: 0, jobs: 0 });
   });
 
@@ -196,17 +226,25 @@ describe.each(BACKENDS)('ingest on %s', (backend) => {
 
   it('stores nothing when the transaction fails after the backup row, and the retry stores exactly one', async () => {
     if (backend === 'sqlite') {
-      await sql`create trigger fail_jobs before insert on transfer_jobs begin select raise(abort, 'injected failure'); end`.execute(t.catalog.db);
+      await sql`create trigger fail_jobs before insert on transfer_jobs begin select raise(abort, 'injected failure'); end`.execute(
+        t.catalog.db,
+      );
     } else {
-      await sql`create function fail_jobs() returns trigger language plpgsql as $$ begin raise exception 'injected failure'; end $$`.execute(t.catalog.db);
-      await sql`create trigger fail_jobs before insert on transfer_jobs for each row execute function fail_jobs()`.execute(t.catalog.db);
+      await sql`create function fail_jobs() returns trigger language plpgsql as $$ begin raise exception 'injected failure'; end $$`.execute(
+        t.catalog.db,
+      );
+      await sql`create trigger fail_jobs before insert on transfer_jobs for each row execute function fail_jobs()`.execute(
+        t.catalog.db,
+      );
     }
     const report = sampleReport();
     const res = await post(report);
     expect(res.statusCode).toBe(500);
     expect(res.json().error.code).toBe('internal');
     expect(await counts()).toEqual({ backups: 0, jobs: 0 });
-    await sql`drop trigger fail_jobs${backend === 'postgres' ? sql` on transfer_jobs` : sql``}`.execute(t.catalog.db);
+    await sql`drop trigger fail_jobs${backend === 'postgres' ? sql` on transfer_jobs` : sql``}`.execute(
+      t.catalog.db,
+    );
     expect((await post(report)).statusCode).toBe(201);
     expect(await counts()).toEqual({ backups: 1, jobs: 1 });
   });

@@ -4,6 +4,7 @@ import { createToken } from '../../src/admin/create-token.js';
 import type { CatalogLocation } from '../../src/catalog/catalog-url.js';
 import { type Catalog, migrateCatalog, openCatalog } from '../../src/catalog/database.js';
 import { type App, buildApp } from '../../src/server/app.js';
+import { createAppContext } from '../../src/server/app-context.js';
 import type { IllegalReportPolicy } from '../../src/server/ingest-decision.js';
 import type { Clock } from '../../src/shared/clock.js';
 import { sharedPostgres } from './postgres.js';
@@ -55,19 +56,15 @@ export async function testApp(
 ): Promise<TestApp> {
   const fresh = await freshCatalog(backend);
   const { catalog } = fresh;
-  const defaultCluster = await catalog.db
-    .selectFrom('clusters')
-    .select('id')
-    .where('name', '=', 'default')
-    .executeTakeFirstOrThrow();
-  const app = await buildApp({
-    catalog,
-    clock: options.clock ?? (() => new Date()),
-    log: pino({ level: 'silent' }),
-    policy: options.policy ?? 'accept',
-    maxAttempts: options.maxAttempts ?? 5,
-    defaultClusterId: defaultCluster.id,
-  });
+  const app = await buildApp(
+    await createAppContext({
+      catalog,
+      clock: options.clock ?? (() => new Date()),
+      log: pino({ level: 'silent' }),
+      policy: options.policy ?? 'accept',
+      maxAttempts: options.maxAttempts ?? 5,
+    }),
+  );
   const now = Date.now();
   const make = (role: string) =>
     createToken(catalog, { name: `test-${role}`, role, expiresAtMs: null, userName: null }, now);

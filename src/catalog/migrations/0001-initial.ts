@@ -70,7 +70,11 @@ export function initialMigration(dialect: CatalogDialect): Migration {
         .execute();
       await db.schema.createIndex('instances_next_due').on('instances').column('next_due_at').execute();
       await db.schema.createIndex('instances_name').on('instances').column('name').execute();
-      await db.schema.createIndex('instances_game_type').on('instances').columns(['game_id', 'type']).execute();
+      await db.schema
+        .createIndex('instances_game_type')
+        .on('instances')
+        .columns(['game_id', 'type'])
+        .execute();
 
       await db.schema
         .createTable('backups')
@@ -115,13 +119,19 @@ export function initialMigration(dialect: CatalogDialect): Migration {
         .on('backups')
         .columns(['server_id', 'type', 'instance', 'created_at desc'])
         .execute();
-      await db.schema.createIndex('backups_instance_created').on('backups').columns(['instance_id', 'created_at desc']).execute();
+      await db.schema
+        .createIndex('backups_instance_created')
+        .on('backups')
+        .columns(['instance_id', 'created_at desc'])
+        .execute();
       await db.schema.createIndex('backups_created').on('backups').column('created_at').execute();
 
       await db.schema
         .createTable('transfer_jobs')
         .addColumn('id', t.id, (c) => c.primaryKey())
-        .addColumn('backup_id', t.bigint, (c) => c.notNull().unique().references('backups.id').onDelete('cascade'))
+        .addColumn('backup_id', t.bigint, (c) =>
+          c.notNull().unique().references('backups.id').onDelete('cascade'),
+        )
         .addColumn('cluster_id', t.bigint, (c) => c.notNull().references('clusters.id'))
         .addColumn('priority', 'integer', (c) => c.notNull())
         .addColumn('state', 'text', (c) => c.notNull())

@@ -1,5 +1,6 @@
 import type { CatalogDb } from '../../catalog/database.js';
-import { type TokenRole, type UserRole, isUserRole } from './roles.js';
+import type { PrincipalCache } from './principal-cache.js';
+import { isUserRole, type TokenRole, type UserRole } from './roles.js';
 import { hashSecret, looksLikeSecret } from './secret.js';
 
 /** Who is calling, as established from the `Authorization: Bearer …` header. */
@@ -18,9 +19,27 @@ export function bearerValue(header: string | undefined): string | null {
 }
 
 /** Looks a bearer secret up by its hash. Unknown, revoked or expired secrets give null. */
-export async function resolvePrincipal(db: CatalogDb, secret: string, nowMs: number): Promise<Principal | null> {
+export async function resolvePrincipal(
+  db: CatalogDb,
+  secret: string,
+  nowMs: number,
+  cache?: PrincipalCache,
+): Promise<Principal | null> {
   if (!looksLikeSecret(secret)) return null;
   const hash = hashSecret(secret);
+  const cached = cache?.get(hash, nowMs);
+  if (cached) return cached;
+  const principal = await lookUpPrincipal(db, secret, hash, nowMs);
+  if (principal) cache?.set(hash, principal, nowMs);
+  return principal;
+}
+
+async function lookUpPrincipal(
+  db: CatalogDb,
+  secret: string,
+  hash: string,
+  nowMs: number,
+): Promise<Principal | null> {
   if (secret.startsWith('ubc_')) {
     const host = await db
       .selectFrom('hosts')

@@ -89,7 +89,11 @@ export function backupRoutes(ctx: AppContext): FastifyPluginAsyncZod {
         if (q.server_id !== undefined) query = query.where('backups.server_id', '=', q.server_id);
         if (q.type !== undefined) query = query.where('backups.type', '=', q.type);
         if (q.instance !== undefined) query = query.where('backups.instance', '=', q.instance);
-        const rows = await query.orderBy('backups.created_at', 'desc').orderBy('backups.id', 'desc').limit(q.limit).execute();
+        const rows = await query
+          .orderBy('backups.created_at', 'desc')
+          .orderBy('backups.id', 'desc')
+          .limit(q.limit)
+          .execute();
         return { items: rows.map(toBackupListItem) };
       },
     );

@@ -32,11 +32,19 @@ export function enrollRoutes(ctx: AppContext): FastifyPluginAsyncZod {
         const credentialHash = hashSecret(credential);
         const { server_id } = request.body;
         await ctx.catalog.db.transaction().execute(async (trx) => {
-          const existing = await trx.selectFrom('hosts').select('id').where('server_id', '=', server_id).executeTakeFirst();
+          const existing = await trx
+            .selectFrom('hosts')
+            .select('id')
+            .where('server_id', '=', server_id)
+            .executeTakeFirst();
           if (existing) {
             await trx
               .updateTable('hosts')
-              .set({ credential_hash: credentialHash, enrolled_at: now, agent_version: request.body.agent_version ?? null })
+              .set({
+                credential_hash: credentialHash,
+                enrolled_at: now,
+                agent_version: request.body.agent_version ?? null,
+              })
               .where('id', '=', existing.id)
               .execute();
           } else {
@@ -59,6 +67,8 @@ export function enrollRoutes(ctx: AppContext): FastifyPluginAsyncZod {
             detail: { hostname: request.body.hostname ?? null },
           });
         });
+        // The old credential of a re-enrolled host must stop working here at once.
+        ctx.principals.clear();
         request.log.info({ server_id }, 'host enrolled');
         return reply.code(201).send({ server_id, credential });
       },
