@@ -166,6 +166,7 @@ export interface CatalogSchema {
 
 export type BackupRow = Selectable<BackupTable>;
 export type NewBackup = Insertable<BackupTable>;
+export type NewTransferJob = Insertable<TransferJobTable>;
 export type InstanceRow = Selectable<InstanceTable>;
 export type NewInstance = Insertable<InstanceTable>;
 export type InstanceUpdate = Updateable<InstanceTable>;

@@ -2,20 +2,18 @@ import type { Logger } from 'pino';
 import type { CatalogDb } from '../catalog/database.js';
 import type { Clock } from '../shared/clock.js';
 import type { Report } from '../shared/report.js';
-import { ApiError } from './api-error.js';
 import {
   checkReportOwner,
+  type IngestOutcome,
   type IngestResult,
   type IngestSettings,
   ingestReport,
   type ReportingHost,
-  storeReport,
-  touchHosts,
+  type Submission,
+  storeReports,
 } from './ingest.js';
 
-interface Pending {
-  report: Report;
-  host: ReportingHost;
+interface Pending extends Submission {
   resolve(result: IngestResult): void;
   reject(error: unknown): void;
 }
@@ -75,25 +73,12 @@ export class IngestBatcher {
   }
 
   async #write(batch: Pending[]): Promise<void> {
-    const nowMs = this.clock().getTime();
     const started = performance.now();
-    let outcomes: Array<{ ok: true; result: IngestResult } | { ok: false; error: ApiError }>;
+    let outcomes: IngestOutcome[];
     try {
-      outcomes = await this.db.transaction().execute(async (trx) => {
-        const done: typeof outcomes = [];
-        const seen = new Map<number, { ip: string; agentVersion: string }>();
-        for (const item of batch) {
-          try {
-            done.push({ ok: true, result: await storeReport(trx, item.report, this.settings, nowMs) });
-            seen.set(item.host.hostId, { ip: item.report.host_ip, agentVersion: item.report.agent_version });
-          } catch (error) {
-            if (!(error instanceof ApiError)) throw error;
-            done.push({ ok: false, error });
-          }
-        }
-        await touchHosts(trx, seen, nowMs);
-        return done;
-      });
+      outcomes = await this.db
+        .transaction()
+        .execute((trx) => storeReports(trx, batch, this.settings, this.clock().getTime()));
     } catch (error) {
       if (batch.length === 1) {
         batch[0]?.reject(error);
@@ -105,10 +90,7 @@ export class IngestBatcher {
       );
       await Promise.all(
         batch.map((item) =>
-          ingestReport(this.db, item.report, item.host, this.settings, this.clock().getTime()).then(
-            item.resolve,
-            item.reject,
-          ),
+          ingestReport(this.db, item, this.settings, this.clock().getTime()).then(item.resolve, item.reject),
         ),
       );
       return;

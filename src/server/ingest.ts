@@ -1,10 +1,10 @@
-import type { Transaction } from 'kysely';
+import { sql, type Transaction } from 'kysely';
 import type { CatalogDb } from '../catalog/database.js';
-import type { BackupRow, CatalogSchema } from '../catalog/schema.js';
+import type { CatalogSchema, NewBackup, NewTransferJob } from '../catalog/schema.js';
 import { isPriority, type Priority, priorityRank } from '../shared/priority.js';
 import type { Report, ReportReceipt } from '../shared/report.js';
 import { ApiError } from './api-error.js';
-import { decideIngest, type IllegalReportPolicy, type RegistryEntry } from './ingest-decision.js';
+import { decideIngest, type IllegalReportPolicy, identityOf, type RegistryEntry } from './ingest-decision.js';
 
 export interface IngestSettings {
   policy: IllegalReportPolicy;
@@ -18,6 +18,25 @@ export interface IngestResult {
   created: boolean;
 }
 
+export type IngestOutcome = { ok: true; result: IngestResult } | { ok: false; error: ApiError };
+
+export interface ReportingHost {
+  hostId: number;
+  serverId: string;
+}
+
+export interface Submission {
+  report: Report;
+  host: ReportingHost;
+}
+
+type Trx = Transaction<CatalogSchema>;
+
+/** Rows per multi-row INSERT: well under SQLite's and PostgreSQL's parameter limits. */
+const INSERT_CHUNK = 200;
+/** Values per IN (…) list. */
+const IN_CHUNK = 500;
+
 /** A report is accepted only from the host whose credential matches its server_id. */
 export function checkReportOwner(report: Report, host: ReportingHost): void {
   if (host.serverId !== report.server_id) {
@@ -29,228 +48,407 @@ export function checkReportOwner(report: Report, host: ReportingHost): void {
   }
 }
 
-export interface ReportingHost {
-  hostId: number;
-  serverId: string;
-}
-
 /**
- * Stores one report inside the caller's transaction: the backup row and, for
- * a successful run, its queued transfer job. A repeated report_id changes
- * nothing and answers with the stored backup. Refusals (policy, a report_id
- * of another host) throw an ApiError before anything is written.
+ * Stores a group of reports inside the caller's transaction, with a fixed
+ * number of statements whatever the group's size: each new report gets its
+ * backup row and, for a successful run, its queued transfer job. A report_id
+ * already stored (earlier, or earlier in the same group) changes nothing and
+ * answers with the stored backup. A refusal (policy, a report_id of another
+ * host) is that report's outcome and writes nothing for it.
  */
-export async function storeReport(
-  trx: Transaction<CatalogSchema>,
-  report: Report,
+export async function storeReports(
+  trx: Trx,
+  submissions: readonly Submission[],
   settings: IngestSettings,
   nowMs: number,
-): Promise<IngestResult> {
-  const registered = await registryEntry(trx, report);
-  const businessKnown = await trx
-    .selectFrom('businesses')
-    .select('id')
-    .where('game_id', '=', report.game_id)
-    .executeTakeFirst();
-  const decision = decideIngest({
-    report,
-    registered,
-    reportedBusinessKnown: businessKnown !== undefined,
-    defaultClusterId: settings.defaultClusterId,
-    policy: settings.policy,
-  });
-  if (decision.action === 'reject') {
-    const stored = await findByReportId(trx, report.report_id);
-    if (stored) return { receipt: await duplicateReceipt(trx, stored, report), created: false };
-    throw new ApiError(403, decision.code, decision.message);
-  }
+): Promise<IngestOutcome[]> {
+  const reports = submissions.map((s) => s.report);
+  const stored = await storedByReportId(
+    trx,
+    reports.map((r) => r.report_id),
+  );
+  const registry = await registryEntries(trx, reports);
+  const knownBusinesses = await existingBusinesses(trx, reports);
 
-  const createdAt = Date.parse(report.created_at);
-  const baseBackupId =
-    report.kind === 'incremental' && report.base_filename ? await findBaseFull(trx, report) : null;
-  const inserted = await trx
-    .insertInto('backups')
-    .values({
-      report_id: report.report_id,
-      instance_id: decision.instanceId,
-      server_id: report.server_id,
-      type: report.type,
-      instance: report.instance,
-      section: report.section,
-      reported_game_id: report.game_id,
-      game_id: decision.gameId,
-      cluster_id: decision.clusterId,
-      host_ip: report.host_ip,
-      created_at: createdAt,
-      finished_at: Date.parse(report.finished_at),
-      received_at: nowMs,
-      status: report.status,
-      kind: report.kind,
-      filename: report.filename,
-      size: report.size,
-      blake3: report.blake3,
-      base_filename: report.base_filename,
-      base_created_at: report.base_created_at === null ? null : Date.parse(report.base_created_at),
-      base_backup_id: baseBackupId,
-      log: report.log,
-      error: report.error,
-      exit_code: report.exit_code,
-      output_tail: report.output_tail,
-      legality: decision.legality,
-      illegal_reason: decision.illegalReason,
+  const outcomes: Array<IngestOutcome | undefined> = new Array(reports.length);
+  const firstInGroup = new Map<string, number>();
+  const toInsert: Array<{ index: number; row: NewBackup; enqueue: boolean; priority: Priority }> = [];
+  reports.forEach((report, index) => {
+    const earlier = stored.get(report.report_id);
+    if (earlier) {
+      outcomes[index] = duplicateOutcome(earlier, report);
+      return;
+    }
+    if (firstInGroup.has(report.report_id)) return; // answered below, from the first copy
+    firstInGroup.set(report.report_id, index);
+    const decision = decideIngest({
+      report,
+      registered: registry.get(identityOf(report)) ?? null,
+      reportedBusinessKnown: knownBusinesses.has(report.game_id),
+      defaultClusterId: settings.defaultClusterId,
+      policy: settings.policy,
+    });
+    if (decision.action === 'reject') {
+      outcomes[index] = { ok: false, error: new ApiError(403, decision.code, decision.message) };
+      return;
+    }
+    toInsert.push({
+      index,
+      enqueue: decision.enqueue,
       priority: decision.priority,
-      agent_version: report.agent_version,
-    })
-    .onConflict((oc) => oc.column('report_id').doNothing())
-    .returning('id')
-    .executeTakeFirst();
-  if (!inserted) {
-    const stored = await findByReportId(trx, report.report_id);
-    if (!stored) throw new Error(`report ${report.report_id} conflicted but is not stored`);
-    return { receipt: await duplicateReceipt(trx, stored, report), created: false };
-  }
+      row: backupRow(report, decision, nowMs),
+    });
+  });
 
-  let jobId: number | null = null;
-  if (decision.enqueue) {
-    const job = await trx
-      .insertInto('transfer_jobs')
-      .values({
-        backup_id: inserted.id,
-        cluster_id: decision.clusterId,
-        priority: priorityRank(decision.priority),
-        state: 'queued',
-        attempts: 0,
-        max_attempts: settings.maxAttempts,
-        size: report.size ?? 0,
-        enqueued_at: nowMs,
-        next_attempt_at: nowMs,
-        bytes_done: 0,
-        updated_at: nowMs,
-      })
-      .returning('id')
-      .executeTakeFirstOrThrow();
-    jobId = job.id;
-  }
+  await resolveBaseFulls(
+    trx,
+    toInsert.map((t) => t.row),
+  );
+  const insertedIds = await insertBackups(
+    trx,
+    toInsert.map((t) => t.row),
+  );
+  const raced = toInsert.filter((t) => !insertedIds.has(t.row.report_id)).map((t) => t.row.report_id);
+  const racedRows = await storedByReportId(trx, raced);
 
-  if (decision.instanceId !== null) {
-    const update =
-      report.status === 'ok'
-        ? { last_report_at: nowMs, last_success_at: createdAt, updated_at: nowMs }
-        : { last_report_at: nowMs, updated_at: nowMs };
-    await trx
-      .updateTable('instances')
-      .set(update)
-      .where('id', '=', decision.instanceId)
-      .where((eb) =>
-        report.status === 'ok'
-          ? eb.or([eb('last_success_at', 'is', null), eb('last_success_at', '<', createdAt)])
-          : eb.val(true),
-      )
-      .execute();
-  }
+  const jobs = toInsert.filter((t) => t.enqueue && insertedIds.has(t.row.report_id));
+  const jobIds = await insertJobs(
+    trx,
+    jobs.map((t) => ({
+      backup_id: insertedIds.get(t.row.report_id) as number,
+      cluster_id: t.row.cluster_id,
+      priority: priorityRank(t.priority),
+      state: 'queued',
+      attempts: 0,
+      max_attempts: settings.maxAttempts,
+      size: t.row.size ?? 0,
+      enqueued_at: nowMs,
+      next_attempt_at: nowMs,
+      bytes_done: 0,
+      updated_at: nowMs,
+    })),
+  );
+  await linkBaseFullsWithinGroup(trx, toInsert, insertedIds);
+  await touchInstances(
+    trx,
+    toInsert.filter((t) => insertedIds.has(t.row.report_id)).map((t) => t.row),
+    nowMs,
+  );
 
-  return {
-    created: true,
-    receipt: {
-      backup_id: inserted.id,
-      report_id: report.report_id,
-      duplicate: false,
-      legality: decision.legality,
-      illegal_reason: decision.illegalReason,
-      job_id: jobId,
-    },
-  };
-}
-
-/** Marks the hosts that reported as seen, with the address and version of their newest report. */
-export async function touchHosts(
-  trx: Transaction<CatalogSchema>,
-  seen: ReadonlyMap<number, { ip: string; agentVersion: string }>,
-  nowMs: number,
-): Promise<void> {
-  for (const [hostId, { ip, agentVersion }] of seen) {
-    await trx
-      .updateTable('hosts')
-      .set({ last_seen_at: nowMs, ip, agent_version: agentVersion })
-      .where('id', '=', hostId)
-      .execute();
+  for (const t of toInsert) {
+    const report = reports[t.index] as Report;
+    const backupId = insertedIds.get(t.row.report_id);
+    if (backupId === undefined) {
+      const row = racedRows.get(t.row.report_id);
+      outcomes[t.index] = row
+        ? duplicateOutcome(row, report)
+        : { ok: false, error: new ApiError(500, 'internal', `report ${report.report_id} was not stored`) };
+      continue;
+    }
+    outcomes[t.index] = {
+      ok: true,
+      result: {
+        created: true,
+        receipt: {
+          backup_id: backupId,
+          report_id: report.report_id,
+          duplicate: false,
+          legality: t.row.legality === 'illegal' ? 'illegal' : 'legal',
+          illegal_reason: t.row.illegal_reason ?? null,
+          job_id: jobIds.get(backupId) ?? null,
+        },
+      },
+    };
   }
+  // Later copies of a report_id within the group answer like a repeat of the first.
+  reports.forEach((report, index) => {
+    if (outcomes[index] !== undefined) return;
+    const first = outcomes[firstInGroup.get(report.report_id) as number];
+    outcomes[index] =
+      first?.ok === true
+        ? { ok: true, result: { created: false, receipt: { ...first.result.receipt, duplicate: true } } }
+        : (first ?? { ok: false, error: new ApiError(500, 'internal', 'report was not stored') });
+  });
+  await touchHosts(trx, submissions, outcomes, nowMs);
+  return outcomes as IngestOutcome[];
 }
 
 /** One report in its own transaction. */
 export async function ingestReport(
   db: CatalogDb,
-  report: Report,
-  host: ReportingHost,
+  submission: Submission,
   settings: IngestSettings,
   nowMs: number,
 ): Promise<IngestResult> {
-  checkReportOwner(report, host);
-  return db.transaction().execute(async (trx) => {
-    const result = await storeReport(trx, report, settings, nowMs);
-    await touchHosts(
-      trx,
-      new Map([[host.hostId, { ip: report.host_ip, agentVersion: report.agent_version }]]),
-      nowMs,
-    );
-    return result;
-  });
+  checkReportOwner(submission.report, submission.host);
+  const [outcome] = await db.transaction().execute((trx) => storeReports(trx, [submission], settings, nowMs));
+  if (!outcome) throw new Error('ingest produced no outcome');
+  if (!outcome.ok) throw outcome.error;
+  return outcome.result;
 }
 
-type Db = CatalogDb | Transaction<CatalogSchema>;
-
-function findByReportId(db: Db, reportId: string): Promise<BackupRow | undefined> {
-  return db.selectFrom('backups').selectAll().where('report_id', '=', reportId).executeTakeFirst();
-}
-
-async function duplicateReceipt(db: Db, stored: BackupRow, report: Report): Promise<ReportReceipt> {
-  if (stored.server_id !== report.server_id) {
-    throw new ApiError(
-      409,
-      'report_id_conflict',
-      `report_id ${report.report_id} is already used by another host`,
-    );
-  }
-  const job = await db
-    .selectFrom('transfer_jobs')
-    .select('id')
-    .where('backup_id', '=', stored.id)
-    .executeTakeFirst();
+function backupRow(
+  report: Report,
+  decision: {
+    legality: string;
+    illegalReason: string | null;
+    instanceId: number | null;
+    gameId: string;
+    clusterId: number;
+    priority: Priority;
+  },
+  nowMs: number,
+): NewBackup {
   return {
-    backup_id: stored.id,
-    report_id: stored.report_id,
-    duplicate: true,
-    legality: stored.legality === 'illegal' ? 'illegal' : 'legal',
-    illegal_reason: stored.illegal_reason,
-    job_id: job?.id ?? null,
+    report_id: report.report_id,
+    instance_id: decision.instanceId,
+    server_id: report.server_id,
+    type: report.type,
+    instance: report.instance,
+    section: report.section,
+    reported_game_id: report.game_id,
+    game_id: decision.gameId,
+    cluster_id: decision.clusterId,
+    host_ip: report.host_ip,
+    created_at: Date.parse(report.created_at),
+    finished_at: Date.parse(report.finished_at),
+    received_at: nowMs,
+    status: report.status,
+    kind: report.kind,
+    filename: report.filename,
+    size: report.size,
+    blake3: report.blake3,
+    base_filename: report.base_filename,
+    base_created_at: report.base_created_at === null ? null : Date.parse(report.base_created_at),
+    base_backup_id: null,
+    log: report.log,
+    error: report.error,
+    exit_code: report.exit_code,
+    output_tail: report.output_tail,
+    legality: decision.legality,
+    illegal_reason: decision.illegalReason,
+    priority: decision.priority,
+    agent_version: report.agent_version,
   };
 }
 
-async function registryEntry(db: Db, report: Report): Promise<RegistryEntry | null> {
-  const row = await db
-    .selectFrom('instances')
-    .select(['id', 'game_id', 'cluster_id', 'priority'])
-    .where('server_id', '=', report.server_id)
-    .where('type', '=', report.type)
-    .where('instance', '=', report.instance)
-    .executeTakeFirst();
-  if (!row) return null;
-  const priority: Priority = isPriority(row.priority) ? row.priority : 'normal';
-  return { instanceId: row.id, gameId: row.game_id, clusterId: row.cluster_id, priority };
+interface StoredBackup {
+  id: number;
+  report_id: string;
+  server_id: string;
+  legality: string;
+  illegal_reason: string | null;
+  job_id: number | null;
 }
 
-async function findBaseFull(db: Db, report: Report): Promise<number | null> {
-  const row = await db
-    .selectFrom('backups')
-    .select('id')
-    .where('server_id', '=', report.server_id)
-    .where('type', '=', report.type)
-    .where('instance', '=', report.instance)
-    .where('filename', '=', report.base_filename)
-    .where('kind', '=', 'full')
-    .where('status', '=', 'ok')
-    .orderBy('created_at', 'desc')
-    .limit(1)
-    .executeTakeFirst();
-  return row?.id ?? null;
+function duplicateOutcome(stored: StoredBackup, report: Report): IngestOutcome {
+  if (stored.server_id !== report.server_id) {
+    return {
+      ok: false,
+      error: new ApiError(
+        409,
+        'report_id_conflict',
+        `report_id ${report.report_id} is already used by another host`,
+      ),
+    };
+  }
+  return {
+    ok: true,
+    result: {
+      created: false,
+      receipt: {
+        backup_id: stored.id,
+        report_id: stored.report_id,
+        duplicate: true,
+        legality: stored.legality === 'illegal' ? 'illegal' : 'legal',
+        illegal_reason: stored.illegal_reason,
+        job_id: stored.job_id,
+      },
+    },
+  };
+}
+
+function chunks<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+async function storedByReportId(trx: Trx, reportIds: readonly string[]): Promise<Map<string, StoredBackup>> {
+  const found = new Map<string, StoredBackup>();
+  for (const ids of chunks([...new Set(reportIds)], IN_CHUNK)) {
+    const rows = await trx
+      .selectFrom('backups')
+      .leftJoin('transfer_jobs', 'transfer_jobs.backup_id', 'backups.id')
+      .select([
+        'backups.id',
+        'backups.report_id',
+        'backups.server_id',
+        'backups.legality',
+        'backups.illegal_reason',
+        'transfer_jobs.id as job_id',
+      ])
+      .where('backups.report_id', 'in', ids)
+      .execute();
+    for (const row of rows) found.set(row.report_id, row);
+  }
+  return found;
+}
+
+async function registryEntries(trx: Trx, reports: readonly Report[]): Promise<Map<string, RegistryEntry>> {
+  const wanted = new Set(reports.map(identityOf));
+  const entries = new Map<string, RegistryEntry>();
+  for (const serverIds of chunks([...new Set(reports.map((r) => r.server_id))], IN_CHUNK)) {
+    const rows = await trx
+      .selectFrom('instances')
+      .select(['id', 'server_id', 'type', 'instance', 'game_id', 'cluster_id', 'priority'])
+      .where('server_id', 'in', serverIds)
+      .execute();
+    for (const row of rows) {
+      const identity = identityOf(row);
+      if (!wanted.has(identity)) continue;
+      const priority: Priority = isPriority(row.priority) ? row.priority : 'normal';
+      entries.set(identity, { instanceId: row.id, gameId: row.game_id, clusterId: row.cluster_id, priority });
+    }
+  }
+  return entries;
+}
+
+async function existingBusinesses(trx: Trx, reports: readonly Report[]): Promise<Set<string>> {
+  const known = new Set<string>();
+  for (const gameIds of chunks([...new Set(reports.map((r) => r.game_id))], IN_CHUNK)) {
+    const rows = await trx
+      .selectFrom('businesses')
+      .select('game_id')
+      .where('game_id', 'in', gameIds)
+      .execute();
+    for (const row of rows) known.add(row.game_id);
+  }
+  return known;
+}
+
+/** Fills base_backup_id of incrementals whose base full is already stored (the newest of that name). */
+async function resolveBaseFulls(trx: Trx, rows: NewBackup[]): Promise<void> {
+  const incrementals = rows.filter((r) => r.kind === 'incremental' && r.base_filename);
+  if (incrementals.length === 0) return;
+  const newest = new Map<string, { id: number; created_at: number }>();
+  const serverIds = [...new Set(incrementals.map((r) => r.server_id))];
+  const names = [...new Set(incrementals.map((r) => r.base_filename as string))];
+  for (const ids of chunks(serverIds, IN_CHUNK)) {
+    for (const fileNames of chunks(names, IN_CHUNK)) {
+      const fulls = await trx
+        .selectFrom('backups')
+        .select(['id', 'server_id', 'type', 'instance', 'filename', 'created_at'])
+        .where('server_id', 'in', ids)
+        .where('filename', 'in', fileNames)
+        .where('kind', '=', 'full')
+        .where('status', '=', 'ok')
+        .execute();
+      for (const full of fulls) {
+        const key = `${identityOf(full)}\u0000${full.filename}`;
+        const seen = newest.get(key);
+        if (!seen || seen.created_at < full.created_at)
+          newest.set(key, { id: full.id, created_at: full.created_at });
+      }
+    }
+  }
+  for (const row of incrementals)
+    row.base_backup_id = newest.get(`${identityOf(row)}\u0000${row.base_filename}`)?.id ?? null;
+}
+
+/** An incremental whose base full arrived in the same group is linked once both have ids. */
+async function linkBaseFullsWithinGroup(
+  trx: Trx,
+  inserted: ReadonlyArray<{ row: NewBackup }>,
+  ids: ReadonlyMap<string, number>,
+): Promise<void> {
+  const fulls = new Map<string, number>();
+  for (const { row } of inserted) {
+    const id = ids.get(row.report_id);
+    if (row.kind === 'full' && row.status === 'ok' && id !== undefined)
+      fulls.set(`${identityOf(row)}\u0000${row.filename}`, id);
+  }
+  for (const { row } of inserted) {
+    if (row.kind !== 'incremental' || row.base_backup_id !== null) continue;
+    const baseId = fulls.get(`${identityOf(row)}\u0000${row.base_filename}`);
+    const id = ids.get(row.report_id);
+    if (baseId !== undefined && id !== undefined) {
+      await trx.updateTable('backups').set({ base_backup_id: baseId }).where('id', '=', id).execute();
+    }
+  }
+}
+
+/** Inserts new backup rows; a report_id stored meanwhile by another server is skipped. */
+async function insertBackups(trx: Trx, rows: readonly NewBackup[]): Promise<Map<string, number>> {
+  const ids = new Map<string, number>();
+  for (const part of chunks(rows, INSERT_CHUNK)) {
+    const inserted = await trx
+      .insertInto('backups')
+      .values(part)
+      .onConflict((oc) => oc.column('report_id').doNothing())
+      .returning(['id', 'report_id'])
+      .execute();
+    for (const row of inserted) ids.set(row.report_id, row.id);
+  }
+  return ids;
+}
+
+async function insertJobs(trx: Trx, rows: readonly NewTransferJob[]): Promise<Map<number, number>> {
+  const ids = new Map<number, number>();
+  for (const part of chunks(rows, INSERT_CHUNK)) {
+    const inserted = await trx
+      .insertInto('transfer_jobs')
+      .values(part)
+      .returning(['id', 'backup_id'])
+      .execute();
+    for (const row of inserted) ids.set(row.backup_id, row.id);
+  }
+  return ids;
+}
+
+/** Records each registered instance's latest report and, for successes, its newest backup time. */
+async function touchInstances(trx: Trx, rows: readonly NewBackup[], nowMs: number): Promise<void> {
+  const latest = new Map<number, number | null>();
+  for (const row of rows) {
+    if (row.instance_id === null || row.instance_id === undefined) continue;
+    const success = row.status === 'ok' ? row.created_at : null;
+    const seen = latest.get(row.instance_id) ?? null;
+    latest.set(row.instance_id, success === null ? seen : Math.max(seen ?? success, success));
+  }
+  for (const part of chunks([...latest], INSERT_CHUNK)) {
+    const values = sql.join(
+      part.map(([id, success]) => sql`(cast(${id} as bigint), cast(${success} as bigint))`),
+    );
+    await sql`
+      with v(id, success) as (values ${values})
+      update instances set
+        last_report_at = ${nowMs},
+        updated_at = ${nowMs},
+        last_success_at = case
+          when v.success is not null and (instances.last_success_at is null or instances.last_success_at < v.success)
+          then v.success else instances.last_success_at end
+      from v where instances.id = v.id`.execute(trx);
+  }
+}
+
+/** Marks the hosts that reported as seen, with the address and version of their newest stored report. */
+async function touchHosts(
+  trx: Trx,
+  submissions: readonly Submission[],
+  outcomes: ReadonlyArray<IngestOutcome | undefined>,
+  nowMs: number,
+): Promise<void> {
+  const seen = new Map<number, { ip: string; version: string }>();
+  submissions.forEach((s, i) => {
+    if (outcomes[i]?.ok) seen.set(s.host.hostId, { ip: s.report.host_ip, version: s.report.agent_version });
+  });
+  for (const part of chunks([...seen], INSERT_CHUNK)) {
+    const values = sql.join(
+      part.map(([id, v]) => sql`(cast(${id} as bigint), cast(${v.ip} as text), cast(${v.version} as text))`),
+    );
+    await sql`
+      with v(id, ip, version) as (values ${values})
+      update hosts set last_seen_at = ${nowMs}, ip = v.ip, agent_version = v.version
+      from v where hosts.id = v.id`.execute(trx);
+  }
 }

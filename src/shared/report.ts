@@ -69,10 +69,15 @@ export const ReportSchema = z
   .superRefine((r, ctx) => {
     if (r.status === 'ok') {
       for (const key of ['filename', 'size', 'blake3', 'kind'] as const) {
-        if (r[key] === null) ctx.addIssue({ code: 'custom', path: [key], message: `${key} is required when status is ok` });
+        if (r[key] === null)
+          ctx.addIssue({ code: 'custom', path: [key], message: `${key} is required when status is ok` });
       }
       if (r.kind === 'incremental' && r.base_filename === null) {
-        ctx.addIssue({ code: 'custom', path: ['base_filename'], message: 'an incremental needs base_filename' });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['base_filename'],
+          message: 'an incremental needs base_filename',
+        });
       }
     } else if (r.error === null || r.error.length === 0) {
       ctx.addIssue({ code: 'custom', path: ['error'], message: 'error is required when status is failed' });

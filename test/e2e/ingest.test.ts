@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { storeReports } from '../../src/server/ingest.js';
 import type { Report } from '../../src/shared/report.js';
 import { BACKENDS, type TestApp, testApp } from '../support/catalog-backends.js';
 import { stopSharedPostgres } from '../support/postgres.js';
@@ -247,6 +248,109 @@ describe.each(BACKENDS)('ingest on %s', (backend) => {
     );
     expect((await post(report)).statusCode).toBe(201);
     expect(await counts()).toEqual({ backups: 1, jobs: 1 });
+  });
+
+  it('stores a burst of concurrent reports as one group, each answered for itself', async () => {
+    await register();
+    const full = sampleReport({ filename: 'burst-full.xb', kind: 'full' });
+    const incremental = sampleReport({
+      filename: 'burst-inc.xb',
+      kind: 'incremental',
+      base_filename: 'burst-full.xb',
+      created_at: '2026-11-26T05:00:00.000Z',
+      finished_at: '2026-11-26T05:00:10.000Z',
+    });
+    const repeated = sampleReport({ filename: 'repeated.xb' });
+    const others = Array.from({ length: 20 }, (_, i) =>
+      sampleReport({ instance: String(4000 + i), filename: `o${i}.xb` }),
+    );
+    const failed = failedReport({ instance: '3307' });
+    const fullAnswer = await post(full);
+    const answers = await Promise.all([
+      fullAnswer,
+      post(incremental),
+      post(repeated),
+      post(repeated),
+      post(failed),
+      post(sampleReport({ server_id: '999' })),
+      ...others.map((r) => post(r)),
+    ]);
+    const codes = answers.map((a) => a.statusCode);
+    expect(codes.slice(0, 6)).toEqual([201, 201, expect.any(Number), expect.any(Number), 201, 403]);
+    expect([codes[2], codes[3]].sort()).toEqual([200, 201]);
+    expect(codes.slice(6).every((c) => c === 201)).toBe(true);
+    expect(await counts()).toEqual({ backups: 24, jobs: 23 });
+    const inc = await t.catalog.db
+      .selectFrom('backups')
+      .select('base_backup_id')
+      .where('report_id', '=', incremental.report_id)
+      .executeTakeFirstOrThrow();
+    expect(inc.base_backup_id).toBe(answers[0]?.json().backup_id);
+    const instance = await t.catalog.db.selectFrom('instances').selectAll().executeTakeFirstOrThrow();
+    expect(instance.last_success_at).toBe(Date.parse('2026-11-26T05:00:00.000Z'));
+    const host = await t.catalog.db
+      .selectFrom('hosts')
+      .selectAll()
+      .where('server_id', '=', '111111')
+      .executeTakeFirstOrThrow();
+    expect(host.ip).toBe('10.0.2.62');
+    expect(host.last_seen_at).not.toBeNull();
+  });
+
+  it('links an incremental to a full stored in the same group', async () => {
+    const hostId = (await t.catalog.db.selectFrom('hosts').select('id').executeTakeFirstOrThrow()).id;
+    const host = { hostId, serverId: '111111' };
+    const full = sampleReport({ filename: 'g-full.xb', kind: 'full' });
+    const incremental = sampleReport({
+      filename: 'g-inc.xb',
+      kind: 'incremental',
+      base_filename: 'g-full.xb',
+      created_at: '2026-11-26T05:00:00.000Z',
+      finished_at: '2026-11-26T05:00:10.000Z',
+    });
+    const settings = { policy: 'accept' as const, maxAttempts: 5, defaultClusterId: 1 };
+    const outcomes = await t.catalog.db.transaction().execute((trx) =>
+      storeReports(
+        trx,
+        [
+          { report: full, host },
+          { report: incremental, host },
+        ],
+        settings,
+        Date.now(),
+      ),
+    );
+    const ids = outcomes.map((o) => (o.ok ? o.result.receipt.backup_id : null));
+    const row = await t.catalog.db
+      .selectFrom('backups')
+      .select('base_backup_id')
+      .where('id', '=', ids[1] ?? -1)
+      .executeTakeFirstOrThrow();
+    expect(row.base_backup_id).toBe(ids[0]);
+  });
+
+  it('keeps one poisoned report from failing the others stored with it', async () => {
+    if (backend === 'sqlite') {
+      await sql`create trigger poison before insert on backups when new.filename = 'poison.xb' begin select raise(abort, 'injected failure'); end`.execute(
+        t.catalog.db,
+      );
+    } else {
+      await sql`create function poison() returns trigger language plpgsql as $$ begin if new.filename = 'poison.xb' then raise exception 'injected failure'; end if; return new; end $$`.execute(
+        t.catalog.db,
+      );
+      await sql`create trigger poison before insert on backups for each row execute function poison()`.execute(
+        t.catalog.db,
+      );
+    }
+    const good = Array.from({ length: 8 }, (_, i) =>
+      sampleReport({ instance: String(5000 + i), filename: `g${i}.xb` }),
+    );
+    const answers = await Promise.all([
+      ...good.map((r) => post(r)),
+      post(sampleReport({ filename: 'poison.xb' })),
+    ]);
+    expect(answers.map((a) => a.statusCode)).toEqual([...good.map(() => 201), 500]);
+    expect(await counts()).toEqual({ backups: 8, jobs: 8 });
   });
 
   const bad: Array<[string, (r: Report) => unknown, number, string]> = [

@@ -64,25 +64,22 @@ function listed(line: number, text: string, status: ImportLineStatus, message: s
   return { line, text: shown, status, message };
 }
 
-/** Which of `values` exist in the column (looked up in batches). */
-async function existing(
-  db: CatalogDb,
-  values: Set<string>,
-  table: 'businesses' | 'backup_types',
-): Promise<Set<string>> {
+/** Which of these game_ids are registered businesses. */
+async function knownBusinesses(db: CatalogDb, gameIds: Set<string>): Promise<Set<string>> {
   const found = new Set<string>();
-  for (const batch of chunks([...values], IMPORT_BATCH_ROWS)) {
-    if (table === 'businesses') {
-      const rows = await db
-        .selectFrom('businesses')
-        .select('game_id')
-        .where('game_id', 'in', batch)
-        .execute();
-      for (const row of rows) found.add(row.game_id);
-    } else {
-      const rows = await db.selectFrom('backup_types').select('name').where('name', 'in', batch).execute();
-      for (const row of rows) found.add(row.name);
-    }
+  for (const batch of chunks([...gameIds], IMPORT_BATCH_ROWS)) {
+    const rows = await db.selectFrom('businesses').select('game_id').where('game_id', 'in', batch).execute();
+    for (const row of rows) found.add(row.game_id);
+  }
+  return found;
+}
+
+/** Which of these names are registered backup types. */
+async function knownTypes(db: CatalogDb, names: Set<string>): Promise<Set<string>> {
+  const found = new Set<string>();
+  for (const batch of chunks([...names], IMPORT_BATCH_ROWS)) {
+    const rows = await db.selectFrom('backup_types').select('name').where('name', 'in', batch).execute();
+    for (const row of rows) found.add(row.name);
   }
   return found;
 }
@@ -143,8 +140,8 @@ async function importInstances(ctx: AppContext, text: string, actor: string): Pr
   });
 
   return ctx.catalog.db.transaction().execute(async (trx) => {
-    const businesses = await existing(trx, new Set(candidates.map((c) => c.instance.game_id)), 'businesses');
-    const types = await existing(trx, new Set(candidates.map((c) => c.instance.type)), 'backup_types');
+    const businesses = await knownBusinesses(trx, new Set(candidates.map((c) => c.instance.game_id)));
+    const types = await knownTypes(trx, new Set(candidates.map((c) => c.instance.type)));
     const registered = await registeredIdentities(trx, new Set(candidates.map((c) => c.instance.server_id)));
     const firstLine = new Map<string, number>();
     const toCreate: Candidate[] = [];
