@@ -4,15 +4,20 @@ import { Command, Option } from 'commander';
 import { withAdminCatalog } from './admin/admin-catalog.js';
 import { createToken } from './admin/create-token.js';
 import { AdminInputError, createUser, passwordFromFileText } from './admin/create-user.js';
+import { AgentStartError, startAgentDaemon } from './agent/agent-daemon.js';
+import { runOnce } from './agent/run-once.js';
 import { CatalogUrlError } from './catalog/catalog-url.js';
 import { migrateCatalog } from './catalog/database.js';
-import { runServerUntilSignal } from './server/server-process.js';
+import { startDemo } from './demo/demo.js';
+import { createLogger, runServerUntilSignal } from './server/server-process.js';
 import {
   DEFAULT_SERVER_FLAGS,
   resolveServerSettings,
   type ServerFlags,
   SettingsError,
 } from './server/server-settings.js';
+import { type Priority, parsePriority } from './shared/priority.js';
+import { stopOnSignal } from './shared/stop-on-signal.js';
 import { UBACKUP_VERSION } from './shared/version.js';
 
 const program = new Command()
@@ -60,6 +65,81 @@ program
   )
   .action(async (flags: ServerFlags) => {
     await runServerUntilSignal(resolveServerSettings(flags));
+  });
+
+const agent = program.command('agent').description('the agent on every database host');
+const configOption = () =>
+  new Option('--config <file>', 'agent config (INI, compatible with /etc/uuzuback.conf)')
+    .env('UBACKUP_AGENT_CONFIG')
+    .default('/etc/ubackup/agent.conf');
+const logLevelOption = () =>
+  new Option('--log-level <level>', 'pino log level').env('UBACKUP_LOG_LEVEL').default('info');
+
+agent
+  .command('daemon', { isDefault: true })
+  .description('run every instance on its schedule and deliver the reports (the default)')
+  .addOption(configOption())
+  .addOption(logLevelOption())
+  .action(async (flags: { config: string; logLevel: string }) => {
+    const log = createLogger(flags.logLevel, 'ubackup-agent');
+    const daemon = await startAgentDaemon({ configPath: flags.config, log });
+    stopOnSignal(log, () => daemon.stop());
+  });
+
+agent
+  .command('run-once')
+  .description('run every instance once (or --only one), as the old cron client did, then deliver')
+  .addOption(configOption())
+  .option('--only <section>', 'run only this config section')
+  .option('--priority <level>', 'critical | high | normal | low (the old -q level1 is high)')
+  .addOption(logLevelOption())
+  .action(async (flags: { config: string; only?: string; priority?: string; logLevel: string }) => {
+    let priority: Priority | undefined;
+    if (flags.priority !== undefined) {
+      const parsed = parsePriority(flags.priority);
+      if (parsed === null) {
+        throw new AgentStartError(
+          `--priority must be critical, high, normal or low, not "${flags.priority}"`,
+        );
+      }
+      priority = parsed;
+    }
+    const log = createLogger(flags.logLevel, 'ubackup-agent');
+    const result = await runOnce({ configPath: flags.config, only: flags.only, priority, log });
+    process.stderr.write(
+      `${result.reports} run(s), ${result.failed} failed, ${result.undelivered} report(s) waiting in the spool\n`,
+    );
+  });
+
+program
+  .command('demo')
+  .description('everything on this machine: the server on SQLite and a sample agent writing real files')
+  .option('--listen <host:port>', 'address for the server', '127.0.0.1:8080')
+  .option('--dir <dir>', 'where the demo keeps its files (default: a new temp dir)')
+  .option('--interval <seconds>', 'how often the sample scripts run', '60')
+  .addOption(new Option('--log-level <level>', 'pino log level').default('warn'))
+  .action(async (flags: { listen: string; dir?: string; interval: string; logLevel: string }) => {
+    const log = createLogger(flags.logLevel, 'ubackup-demo');
+    const out = (line: string) => process.stdout.write(`${line}\n`);
+    const demo = await startDemo({
+      listen: flags.listen,
+      dir: flags.dir,
+      intervalSeconds: Number(flags.interval),
+      log,
+      out,
+    });
+    out('');
+    out('UBackup demo is running: the server on SQLite and a sample agent, on this machine.');
+    out(`  Server:     ${demo.url}   (API description: ${demo.url}/api/v1/openapi.json)`);
+    out(`  Login:      ${demo.login.user} / ${demo.login.password}`);
+    out(`  API token:  ${demo.adminToken}   (admin)`);
+    out(
+      `  Backups:    curl -s -H 'Authorization: Bearer ${demo.adminToken}' '${demo.url}/api/v1/backups?limit=10'`,
+    );
+    out(`  Files:      ${demo.dir}   (agent.conf, scripts/, host-backups/, server/catalog.db)`);
+    out('The sample scripts ran once and now run every minute; one instance is unregistered (illegal),');
+    out('one fails now and then. Press Ctrl-C to stop.');
+    stopOnSignal(log, () => demo.stop());
   });
 
 const admin = program
@@ -137,7 +217,7 @@ token
     },
   );
 
-const EXPECTED_ERRORS = [SettingsError, CatalogUrlError, AdminInputError];
+const EXPECTED_ERRORS = [SettingsError, CatalogUrlError, AdminInputError, AgentStartError];
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   if (EXPECTED_ERRORS.some((kind) => error instanceof kind)) {

@@ -79,7 +79,7 @@ export async function buildApp(ctx: AppContext) {
     }
     if (hasZodFastifySchemaValidationErrors(error)) {
       const issues = error.validation.map((v) => ({
-        path: `${error.validationContext ?? 'body'}${v.instancePath.replaceAll('/', '.')}`,
+        path: [error.validationContext ?? 'body', ...v.instancePath.split('/').filter((p) => p !== '')].join('.'),
         message: v.message,
       }));
       const first = issues[0];

@@ -1,14 +1,16 @@
 import { mkdirSync } from 'node:fs';
 import pino, { type Logger } from 'pino';
-import { migrateCatalog, openCatalog } from '../catalog/database.js';
+import { type Catalog, migrateCatalog, openCatalog } from '../catalog/database.js';
 import { systemClock } from '../shared/clock.js';
 import { formatListenAddress } from '../shared/listen-address.js';
+import { stopOnSignal } from '../shared/stop-on-signal.js';
 import { type App, buildApp } from './app.js';
 import { createAppContext } from './app-context.js';
 import type { ServerSettings } from './server-settings.js';
 
 export interface RunningServer {
   app: App;
+  catalog: Catalog;
   /** The address actually bound (the port is real even when 0 was asked for). */
   url: string;
   close(): Promise<void>;
@@ -41,6 +43,7 @@ export async function startServer(settings: ServerSettings, log: Logger): Promis
     );
     return {
       app,
+      catalog,
       url,
       close: async () => {
         await app.close();
@@ -60,24 +63,9 @@ export function createLogger(level: string, name: string): Logger {
 /**
  * Runs until SIGTERM/SIGINT, then stops accepting, lets requests in flight
  * finish (their transactions commit or roll back), closes the catalog and exits.
- * A second signal exits at once.
  */
 export async function runServerUntilSignal(settings: ServerSettings): Promise<void> {
   const log = createLogger(settings.logLevel, 'ubackup-server');
   const server = await startServer(settings, log);
-  let stopping = false;
-  const stop = (signal: NodeJS.Signals) => {
-    if (stopping) process.exit(1);
-    stopping = true;
-    log.info({ signal }, 'shutting down');
-    server.close().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        log.error({ err: error }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', stop);
-  process.on('SIGINT', stop);
+  stopOnSignal(log, () => server.close());
 }

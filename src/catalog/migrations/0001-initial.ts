@@ -125,6 +125,7 @@ export function initialMigration(dialect: CatalogDialect): Migration {
         .columns(['instance_id', 'created_at desc'])
         .execute();
       await db.schema.createIndex('backups_created').on('backups').column('created_at').execute();
+      await db.schema.createIndex('backups_cluster').on('backups').column('cluster_id').execute();
 
       await db.schema
         .createTable('transfer_jobs')
