@@ -75,6 +75,8 @@ export function initialMigration(dialect: CatalogDialect): Migration {
         .on('instances')
         .columns(['game_id', 'type'])
         .execute();
+      await db.schema.createIndex('instances_type').on('instances').column('type').execute();
+      await db.schema.createIndex('instances_cluster').on('instances').column('cluster_id').execute();
 
       await db.schema
         .createTable('backups')
