@@ -43,7 +43,8 @@ export interface InstanceConfig {
   /** Run with /bin/sh -c. */
   script: string;
   schedule: Schedule;
-  priority: Priority;
+  /** The section's `priority`; null when unset, so the server's registry decides. */
+  priority: Priority | null;
   timeoutSeconds: number;
   transport: Transport;
   /** Legacy rsync_model, kept for the rsync transport. */
@@ -426,7 +427,7 @@ function readInstance(reader: SectionReader, defaults: InstanceDefaults): Instan
   const lastAllLog = optionalKey(reader, 'last_all_log', absolutePath, null);
   const script = requiredKey(reader, 'script', nonEmptyText);
   const schedule = readSchedule(reader, defaults);
-  const priority = optionalKey(reader, 'priority', priorityValue, 'normal');
+  const priority = optionalKey(reader, 'priority', priorityValue, null);
   const timeoutSeconds = optionalKey(reader, 'timeout', seconds(1), DEFAULT_TIMEOUT_SECONDS);
   const transport = optionalKey(reader, 'transport', transportValue, 'http');
   const rsyncModel = optionalKey(reader, 'rsync_model', nonEmptyText, null);
