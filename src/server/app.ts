@@ -79,7 +79,7 @@ export async function buildApp(ctx: AppContext) {
     }
     if (hasZodFastifySchemaValidationErrors(error)) {
       const issues = error.validation.map((v) => ({
-        path: [error.validationContext ?? 'body', ...v.instancePath.split('/').filter((p) => p !== '')].join('.'),
+        path: validationPath(error.validationContext ?? 'body', v.instancePath),
         message: v.message,
       }));
       const first = issues[0];
@@ -117,6 +117,11 @@ export async function buildApp(ctx: AppContext) {
   await app.register(backupRoutes(ctx));
   await app.register(registryRoutes(ctx));
   return app;
+}
+
+/** `body` + `/filename` → `body.filename`; the body itself is just `body`. */
+function validationPath(context: string, instancePath: string): string {
+  return [context, ...instancePath.split('/').filter((part) => part !== '')].join('.');
 }
 
 function principalMayAccess(principal: Principal, access: Exclude<Access, 'public'>): boolean {
