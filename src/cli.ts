@@ -152,12 +152,16 @@ admin
   .addOption(dataDirOption())
   .addOption(dbOption())
   .action(async (flags: { dataDir: string; db?: string }) => {
-    await withAdminCatalog(flags, async (catalog) => {
-      const { applied } = await migrateCatalog(catalog);
-      process.stderr.write(
-        applied.length > 0 ? `applied: ${applied.join(', ')}\n` : 'catalog is up to date\n',
-      );
-    });
+    await withAdminCatalog(
+      flags,
+      async (catalog) => {
+        const { applied } = await migrateCatalog(catalog);
+        process.stderr.write(
+          applied.length > 0 ? `applied: ${applied.join(', ')}\n` : 'catalog is up to date\n',
+        );
+      },
+      { migrate: false },
+    );
   });
 
 const user = admin.command('user').description('people who log in');

@@ -6,14 +6,19 @@ export interface CatalogFlags {
   db?: string;
 }
 
-/** Opens and migrates the same catalog the server uses (same --data-dir / --db), runs `work`, closes. */
+/**
+ * Opens the same catalog the server uses (same --data-dir / --db), brings it
+ * to the newest schema unless told not to (the migrate command reports that
+ * itself), runs `work`, closes.
+ */
 export async function withAdminCatalog<T>(
   flags: CatalogFlags,
   work: (catalog: Catalog) => Promise<T>,
+  options: { migrate: boolean } = { migrate: true },
 ): Promise<T> {
   const catalog = openCatalog(parseCatalogUrl(flags.db, flags.dataDir), { poolSize: 2 });
   try {
-    await migrateCatalog(catalog);
+    if (options.migrate) await migrateCatalog(catalog);
     return await work(catalog);
   } finally {
     await catalog.close();
