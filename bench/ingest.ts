@@ -146,7 +146,7 @@ async function benchBackend(
             const n = next++;
             if (n >= TOTAL) return;
             const body = JSON.stringify(report(`host${agent}`, n));
-            for (;;) {
+            for (let attempt = 1; ; attempt += 1) {
               const res = await timed(
                 () =>
                   pool.request({
@@ -160,6 +160,8 @@ async function benchBackend(
               await res.body.dump();
               if (res.statusCode === 201) break;
               failures += 1;
+              // A server that keeps refusing is a finding, not a reason to loop for ever.
+              if (attempt >= 5) break;
             }
           }
         }),

@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 
 need=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
-for pkg in ${UBACKUP_APT_PACKAGES:-postgresql rsync b3sum ca-certificates}; do
+# python3, make and g++ build better-sqlite3 from source when no prebuilt binary can be fetched.
+for pkg in ${UBACKUP_APT_PACKAGES:-postgresql rsync b3sum ca-certificates python3 make g++}; do
   have_pkg "$pkg" || need+=("$pkg")
 done
 if [ "${#need[@]}" -gt 0 ]; then

@@ -4,6 +4,8 @@ import { Command, Option } from 'commander';
 import { withAdminCatalog } from './admin/admin-catalog.js';
 import { createToken } from './admin/create-token.js';
 import { AdminInputError, createUser, passwordFromFileText } from './admin/create-user.js';
+import { listTokens, revokeTokens } from './admin/manage-tokens.js';
+import { resetHost } from './admin/reset-host.js';
 import { AgentStartError, startAgentDaemon } from './agent/agent-daemon.js';
 import { runOnce } from './agent/run-once.js';
 import { CatalogUrlError } from './catalog/catalog-url.js';
@@ -63,6 +65,11 @@ program
       .env('UBACKUP_LOG_LEVEL')
       .default(DEFAULT_SERVER_FLAGS.logLevel),
   )
+  .addOption(
+    new Option('--db-pool-size <n>', 'PostgreSQL connections per server process')
+      .env('UBACKUP_DB_POOL_SIZE')
+      .default(DEFAULT_SERVER_FLAGS.dbPoolSize),
+  )
   .action(async (flags: ServerFlags) => {
     await runServerUntilSignal(resolveServerSettings(flags));
   });
@@ -119,12 +126,18 @@ program
   .option('--interval <seconds>', 'how often the sample scripts run', '60')
   .addOption(new Option('--log-level <level>', 'pino log level').default('warn'))
   .action(async (flags: { listen: string; dir?: string; interval: string; logLevel: string }) => {
+    const intervalSeconds = Number(flags.interval);
+    if (!Number.isInteger(intervalSeconds) || intervalSeconds < 10) {
+      throw new SettingsError(
+        `--interval must be a whole number of seconds, at least 10, not "${flags.interval}"`,
+      );
+    }
     const log = createLogger(flags.logLevel, 'ubackup-demo');
     const out = (line: string) => process.stdout.write(`${line}\n`);
     const demo = await startDemo({
       listen: flags.listen,
       dir: flags.dir,
-      intervalSeconds: Number(flags.interval),
+      intervalSeconds,
       log,
       out,
     });
@@ -137,7 +150,9 @@ program
       `  Backups:    curl -s -H 'Authorization: Bearer ${demo.adminToken}' '${demo.url}/api/v1/backups?limit=10'`,
     );
     out(`  Files:      ${demo.dir}   (agent.conf, scripts/, host-backups/, server/catalog.db)`);
-    out('The sample scripts ran once and now run every minute; one instance is unregistered (illegal),');
+    out(
+      `The sample scripts ran once and now run every ${flags.interval} s; one instance is unregistered (illegal),`,
+    );
     out('one fails now and then. Press Ctrl-C to stop.');
     stopOnSignal(log, () => demo.stop());
   });
@@ -220,6 +235,58 @@ token
       });
     },
   );
+
+token
+  .command('list')
+  .description('list tokens (names, roles, expiry; secrets are never stored)')
+  .addOption(dataDirOption())
+  .addOption(dbOption())
+  .action(async (flags: { dataDir: string; db?: string }) => {
+    await withAdminCatalog(flags, async (catalog) => {
+      for (const t of await listTokens(catalog)) {
+        const state = t.revoked_at
+          ? `revoked ${t.revoked_at}`
+          : t.expires_at
+            ? `expires ${t.expires_at}`
+            : 'live';
+        process.stdout.write(`${t.id}\t${t.name}\t${t.role}\t${t.user ?? '-'}\t${t.created_at}\t${state}\n`);
+      }
+    });
+  });
+token
+  .command('revoke')
+  .description(
+    'revoke a token by --id, or every live token with --name (servers stop trusting it within 10 s)',
+  )
+  .option('--id <id>', 'token id (from token list)')
+  .option('--name <name>', 'token name')
+  .addOption(dataDirOption())
+  .addOption(dbOption())
+  .action(async (flags: { id?: string; name?: string; dataDir: string; db?: string }) => {
+    if ((flags.id === undefined) === (flags.name === undefined))
+      throw new AdminInputError('give exactly one of --id or --name');
+    const which = flags.id !== undefined ? { id: Number(flags.id) } : { name: flags.name as string };
+    if ('id' in which && !Number.isInteger(which.id)) throw new AdminInputError('--id must be a number');
+    await withAdminCatalog(flags, async (catalog) => {
+      const revoked = await revokeTokens(catalog, which, Date.now());
+      process.stderr.write(`revoked ${revoked} token(s)\n`);
+    });
+  });
+
+admin
+  .command('host')
+  .description('enrolled database hosts')
+  .command('reset')
+  .description('forget a host credential so the host can enroll again (reinstalled host, lost state_dir)')
+  .requiredOption('--server-id <id>', 'the host server_id')
+  .addOption(dataDirOption())
+  .addOption(dbOption())
+  .action(async (flags: { serverId: string; dataDir: string; db?: string }) => {
+    await withAdminCatalog(flags, async (catalog) => {
+      await resetHost(catalog, flags.serverId, Date.now());
+      process.stderr.write(`host ${flags.serverId} reset: its agent enrolls again with its enroll_token\n`);
+    });
+  });
 
 const EXPECTED_ERRORS = [SettingsError, CatalogUrlError, AdminInputError, AgentStartError];
 

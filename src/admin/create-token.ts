@@ -1,6 +1,6 @@
 import type { Catalog } from '../catalog/database.js';
 import { recordAudit } from '../server/audit.js';
-import { isTokenRole } from '../server/auth/roles.js';
+import { isTokenRole, isUserRole, roleAllows } from '../server/auth/roles.js';
 import { generateSecret, hashSecret } from '../server/auth/secret.js';
 import { AdminInputError } from './create-user.js';
 
@@ -18,10 +18,16 @@ export async function createToken(
   if (input.userName !== null) {
     const user = await catalog.db
       .selectFrom('users')
-      .select('id')
+      .select(['id', 'role'])
       .where('name', '=', input.userName)
       .executeTakeFirst();
     if (!user) throw new AdminInputError(`--user: no user named "${input.userName}"`);
+    // A person's token can do no more than the person.
+    if (input.role === 'enroll' || !isUserRole(user.role) || !roleAllows(user.role, input.role)) {
+      throw new AdminInputError(
+        `--user ${input.userName} is ${user.role}: a token of theirs cannot be ${input.role}`,
+      );
+    }
     userId = user.id;
   }
   const secret = generateSecret('token');

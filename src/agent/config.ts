@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { posix } from 'node:path';
-import { CronExpressionParser } from 'cron-parser';
+import { cronProblem } from '../shared/cron-schedule.js';
 import { componentProblem, describeComponentProblem } from '../shared/path-component.js';
 import { type Priority, parsePriority } from '../shared/priority.js';
 import { parseDurationSeconds } from '../shared/units.js';
@@ -231,21 +231,8 @@ const transportValue: Validator<Transport> = (raw) => {
 
 /** A 5-field (minute first) or 6-field (second first) cron expression, checked in its time zone. */
 export function cronExpression(expression: string, timezone: string): Check<string> {
-  const fields = expression.split(/\s+/).length;
-  if (fields !== 5 && fields !== 6) {
-    return reject(
-      `"${expression}" has ${fields} field${fields === 1 ? '' : 's'}; a cron schedule has 5 ` +
-        '(minute hour day-of-month month day-of-week) or 6 (seconds first)',
-    );
-  }
-  try {
-    // A fixed start keeps validation independent of the clock.
-    CronExpressionParser.parse(expression, { tz: timezone, currentDate: '2000-01-01T00:00:00Z' }).next();
-    return accept(expression);
-  } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
-    return reject(`"${expression}" is not a valid cron expression: ${reason}`);
-  }
+  const problem = cronProblem(expression, timezone);
+  return problem === null ? accept(expression) : reject(problem);
 }
 
 // ---------------------------------------------------------------------------

@@ -9,8 +9,9 @@ import { UBACKUP_VERSION } from '../shared/version.js';
  * network problems:
  *
  *   2xx                        → stored / duplicate (enrolled)
- *   401, 408, 429, 5xx, 3xx,
- *   network error, timeout     → retry (the report stays in the spool)
+ *   401, 404, 405, 408, 429,
+ *   5xx, 3xx, network error,
+ *   timeout                    → retry (the report stays in the spool)
  *   any other 4xx              → rejected (permanent: moved to spool/rejected)
  *
  * 401 is retried because it is a credential problem of the host, not of the
@@ -104,9 +105,20 @@ function parseError(answer: Answer): { code: string; message: string } {
 }
 
 /** Statuses that say "not now" rather than "never". */
+/**
+ * Answers that say nothing against the report itself. 404 and 405 mean the
+ * URL reached something that is not this API (a wrong server_url, a proxy):
+ * moving every spooled report to rejected/ for that would be a disaster.
+ */
 function isTransient(status: number): boolean {
   return (
-    status === 401 || status === 408 || status === 429 || status >= 500 || (status >= 300 && status < 400)
+    status === 401 ||
+    status === 404 ||
+    status === 405 ||
+    status === 408 ||
+    status === 429 ||
+    status >= 500 ||
+    (status >= 300 && status < 400)
   );
 }
 

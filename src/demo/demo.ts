@@ -8,6 +8,7 @@ import { createUser } from '../admin/create-user.js';
 import { startAgentDaemon } from '../agent/agent-daemon.js';
 import { runOnce } from '../agent/run-once.js';
 import type { Catalog } from '../catalog/database.js';
+import { hashPassword } from '../server/auth/password.js';
 import { type RunningServer, startServer } from '../server/server-process.js';
 import { resolveServerSettings } from '../server/server-settings.js';
 import { SAMPLE_GAME_ID, SAMPLE_INSTANCES, SAMPLE_SERVER_ID, writeSampleHost } from './sample-fleet.js';
@@ -29,7 +30,7 @@ export interface RunningDemo {
 }
 
 /** Registers the demo's businesses, backup types and all sample instances but one. */
-async function seedRegistry(catalog: Catalog, nowMs: number): Promise<void> {
+async function seedRegistry(catalog: Catalog, nowMs: number, intervalSeconds: number): Promise<void> {
   const db = catalog.db;
   await db
     .insertInto('businesses')
@@ -63,7 +64,7 @@ async function seedRegistry(catalog: Catalog, nowMs: number): Promise<void> {
         cluster_id: cluster.id,
         priority: s.priority,
         schedule: null,
-        interval_seconds: 60,
+        interval_seconds: intervalSeconds,
         timezone: 'UTC',
         grace_seconds: 3000,
         retention_days: null,
@@ -88,6 +89,7 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
     illegalPolicy: 'accept',
     maxAttempts: '5',
     logLevel: options.log.level,
+    dbPoolSize: '2',
   });
   let server: RunningServer;
   try {
@@ -99,10 +101,22 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
   }
   const catalog = server.catalog;
   const now = Date.now();
-  await seedRegistry(catalog, now);
+  await seedRegistry(catalog, now, options.intervalSeconds);
   const password = randomBytes(9).toString('base64url');
   const user = 'admin';
-  if (!(await catalog.db.selectFrom('users').select('id').where('name', '=', user).executeTakeFirst())) {
+  const existing = await catalog.db
+    .selectFrom('users')
+    .select('id')
+    .where('name', '=', user)
+    .executeTakeFirst();
+  if (existing) {
+    // A demo started again in the same --dir: the login printed must be the one that works.
+    await catalog.db
+      .updateTable('users')
+      .set({ password_hash: await hashPassword(password) })
+      .where('id', '=', existing.id)
+      .execute();
+  } else {
     await createUser(catalog, { name: user, role: 'admin', password }, now);
   }
   const adminToken = await createToken(

@@ -160,10 +160,16 @@ export async function storeReports(
       },
     };
   }
-  // Later copies of a report_id within the group answer like a repeat of the first.
+  // Later copies of a report_id within the group answer like a repeat of the first,
+  // unless another host sent them: a report_id belongs to one host.
   reports.forEach((report, index) => {
     if (outcomes[index] !== undefined) return;
-    const first = outcomes[firstInGroup.get(report.report_id) as number];
+    const firstIndex = firstInGroup.get(report.report_id) as number;
+    if (reports[firstIndex]?.server_id !== report.server_id) {
+      outcomes[index] = { ok: false, error: reportIdConflict(report) };
+      return;
+    }
+    const first = outcomes[firstIndex];
     outcomes[index] =
       first?.ok === true
         ? { ok: true, result: { created: false, receipt: { ...first.result.receipt, duplicate: true } } }
@@ -241,17 +247,16 @@ interface StoredBackup {
   job_id: number | null;
 }
 
+function reportIdConflict(report: Report): ApiError {
+  return new ApiError(
+    409,
+    'report_id_conflict',
+    `report_id ${report.report_id} is already used by another host`,
+  );
+}
+
 function duplicateOutcome(stored: StoredBackup, report: Report): IngestOutcome {
-  if (stored.server_id !== report.server_id) {
-    return {
-      ok: false,
-      error: new ApiError(
-        409,
-        'report_id_conflict',
-        `report_id ${report.report_id} is already used by another host`,
-      ),
-    };
-  }
+  if (stored.server_id !== report.server_id) return { ok: false, error: reportIdConflict(report) };
   return {
     ok: true,
     result: {

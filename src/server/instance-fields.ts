@@ -1,5 +1,5 @@
-import { CronExpressionParser } from 'cron-parser';
 import { z } from 'zod';
+import { cronProblem } from '../shared/cron-schedule.js';
 
 /**
  * Validation of an instance's registry fields that are not part of its identity
@@ -44,13 +44,8 @@ export function timezoneProblem(timezone: string): string | null {
 
 /** Why `expression` is not a usable cron expression in `timezone`, or null. */
 export function scheduleProblem(expression: string, timezone: string): string | null {
-  try {
-    CronExpressionParser.parse(expression, { tz: timezone }).next();
-    return null;
-  } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
-    return `schedule "${expression}" is not a valid cron expression: ${reason}`;
-  }
+  const problem = cronProblem(expression, timezone);
+  return problem === null ? null : `schedule ${problem}`;
 }
 
 export const timezoneSchema = z.string().superRefine((value, ctx) => {
@@ -58,7 +53,7 @@ export const timezoneSchema = z.string().superRefine((value, ctx) => {
   if (problem) ctx.addIssue({ code: 'custom', message: problem });
 });
 
-/** A cron expression (5 or 6 fields, or @daily and friends); checked against the time zone separately. */
+/** A cron expression (5 or 6 fields); checked against the time zone separately. */
 export const scheduleSchema = z
   .string()
   .min(1, 'schedule is empty; send null for "every interval_seconds"')

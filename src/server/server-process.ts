@@ -19,7 +19,7 @@ export interface RunningServer {
 /** Opens and migrates the catalog, builds the app and listens. */
 export async function startServer(settings: ServerSettings, log: Logger): Promise<RunningServer> {
   mkdirSync(settings.dataDir, { recursive: true });
-  const catalog = openCatalog(settings.catalog);
+  const catalog = openCatalog(settings.catalog, { poolSize: settings.dbPoolSize });
   try {
     const migrated = await migrateCatalog(catalog);
     if (migrated.applied.length > 0) log.info({ applied: migrated.applied }, 'catalog migrated');

@@ -10,6 +10,8 @@ export interface ServerSettings {
   policy: IllegalReportPolicy;
   maxAttempts: number;
   logLevel: string;
+  /** PostgreSQL connections per server process. */
+  dbPoolSize: number;
 }
 
 export interface ServerFlags {
@@ -19,6 +21,7 @@ export interface ServerFlags {
   illegalPolicy: string;
   maxAttempts: string;
   logLevel: string;
+  dbPoolSize: string;
 }
 
 export const DEFAULT_SERVER_FLAGS = {
@@ -27,6 +30,7 @@ export const DEFAULT_SERVER_FLAGS = {
   illegalPolicy: 'accept',
   maxAttempts: '5',
   logLevel: 'info',
+  dbPoolSize: '10',
 } as const;
 
 export class SettingsError extends Error {
@@ -47,7 +51,14 @@ export function resolveServerSettings(flags: ServerFlags): ServerSettings {
       `--max-attempts (UBACKUP_MAX_ATTEMPTS) must be an integer from 1 to 100, not "${flags.maxAttempts}"`,
     );
   }
+  const dbPoolSize = Number(flags.dbPoolSize);
+  if (!Number.isInteger(dbPoolSize) || dbPoolSize < 1 || dbPoolSize > 1000) {
+    throw new SettingsError(
+      `--db-pool-size (UBACKUP_DB_POOL_SIZE) must be an integer from 1 to 1000, not "${flags.dbPoolSize}"`,
+    );
+  }
   return {
+    dbPoolSize,
     listen,
     dataDir: flags.dataDir,
     catalog: parseCatalogUrl(flags.db, flags.dataDir),

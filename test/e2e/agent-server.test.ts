@@ -1,8 +1,6 @@
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { CatalogLocation } from '../../src/catalog/catalog-url.js';
-import { openCatalog } from '../../src/catalog/database.js';
 import {
   type CliDaemon,
   runCli,
@@ -11,7 +9,13 @@ import {
   startServerProcess,
 } from '../support/cli-process.js';
 import { freePort } from '../support/free-port.js';
-import { sharedPostgres, stopSharedPostgres } from '../support/postgres.js';
+import { stopSharedPostgres } from '../support/postgres.js';
+import {
+  createEnrollToken,
+  type ProcessCatalog,
+  processCatalog,
+  readCatalog,
+} from '../support/process-catalog.js';
 import { makeTempDir, type TempDir } from '../support/temp-dir.js';
 import { waitFor } from '../support/wait-for.js';
 
@@ -85,31 +89,20 @@ async function spooled(dir: string): Promise<string[]> {
 
 describe.each(['sqlite', 'postgres'] as const)('agent and server as real processes (%s)', (backend) => {
   let dir: TempDir;
-  let db: string | undefined;
-  let location: CatalogLocation;
+  let pc: ProcessCatalog;
   let server: ServerProcess | undefined;
   let agent: CliDaemon | undefined;
 
-  const storedFiles = async (): Promise<string[]> => {
-    const catalog = openCatalog(location);
-    try {
+  const storedFiles = (): Promise<string[]> =>
+    readCatalog(pc.location, async (catalog) => {
       const rows = await catalog.db.selectFrom('backups').select(['filename', 'report_id']).execute();
       expect(new Set(rows.map((r) => r.report_id)).size).toBe(rows.length);
       return rows.map((r) => r.filename ?? '').sort();
-    } finally {
-      await catalog.close();
-    }
-  };
+    });
 
   beforeEach(async () => {
     dir = await makeTempDir('ubackup-agent-e2e');
-    if (backend === 'postgres') {
-      db = await (await sharedPostgres()).createDatabase();
-      location = { dialect: 'postgres', url: db };
-    } else {
-      db = undefined;
-      location = { dialect: 'sqlite', path: join(dir.path, 'server', 'catalog.db') };
-    }
+    pc = await processCatalog(backend, dir.path);
   });
   afterEach(async () => {
     await agent?.stop('SIGKILL');
@@ -119,24 +112,8 @@ describe.each(['sqlite', 'postgres'] as const)('agent and server as real process
     await dir.cleanup();
   });
 
-  const serverArgs = () => ({ dataDir: join(dir.path, 'server'), db });
-  const enrollToken = async () => {
-    const created = await runCli([
-      'admin',
-      'token',
-      'create',
-      '--role',
-      'enroll',
-      '--name',
-      'fleet',
-      '--data-dir',
-      join(dir.path, 'server'),
-      ...(db ? ['--db', db] : []),
-    ]);
-    expect(created.code).toBe(0);
-    expect(created.stdout).toMatch(/^ubt_[A-Za-z0-9_-]{43}\n$/);
-    return created.stdout.trim();
-  };
+  const serverArgs = () => ({ dataDir: pc.dataDir, db: pc.db });
+  const enrollToken = () => createEnrollToken(pc);
 
   it('run-once spools while the server is down; the daemon delivers every report exactly once', async () => {
     const port = await freePort();

@@ -1,8 +1,6 @@
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { CatalogLocation } from '../../src/catalog/catalog-url.js';
-import { openCatalog } from '../../src/catalog/database.js';
 import {
   type CliDaemon,
   runCli,
@@ -11,7 +9,13 @@ import {
   startServerProcess,
 } from '../support/cli-process.js';
 import { freePort } from '../support/free-port.js';
-import { sharedPostgres, stopSharedPostgres } from '../support/postgres.js';
+import { stopSharedPostgres } from '../support/postgres.js';
+import {
+  createEnrollToken,
+  type ProcessCatalog,
+  processCatalog,
+  readCatalog,
+} from '../support/process-catalog.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
 import { makeTempDir, type TempDir } from '../support/temp-dir.js';
 import { waitFor } from '../support/wait-for.js';
@@ -25,21 +29,14 @@ afterAll(stopSharedPostgres);
  */
 describe.each(['sqlite', 'postgres'] as const)('server killed between receipt and answer (%s)', (backend) => {
   let dir: TempDir;
-  let db: string | undefined;
-  let location: CatalogLocation;
+  let pc: ProcessCatalog;
   let server: ServerProcess | undefined;
   let agent: CliDaemon | undefined;
   let proxy: TcpProxy | undefined;
 
   beforeEach(async () => {
     dir = await makeTempDir('ubackup-crash');
-    if (backend === 'postgres') {
-      db = await (await sharedPostgres()).createDatabase();
-      location = { dialect: 'postgres', url: db };
-    } else {
-      db = undefined;
-      location = { dialect: 'sqlite', path: join(dir.path, 'server', 'catalog.db') };
-    }
+    pc = await processCatalog(backend, dir.path);
   });
   afterEach(async () => {
     await agent?.stop('SIGKILL');
@@ -51,38 +48,19 @@ describe.each(['sqlite', 'postgres'] as const)('server killed between receipt an
     await dir.cleanup();
   });
 
-  const backups = async () => {
-    const catalog = openCatalog(location);
-    try {
-      return await catalog.db.selectFrom('backups').select(['report_id', 'filename']).execute();
-    } finally {
-      await catalog.close();
-    }
-  };
+  const backups = () =>
+    readCatalog(pc.location, (catalog) =>
+      catalog.db.selectFrom('backups').select(['report_id', 'filename']).execute(),
+    );
   const spool = async () =>
     (await readdir(join(dir.path, 'state', 'spool')).catch(() => [] as string[])).filter((f) =>
       f.endsWith('.json'),
     );
 
   it('stores the report exactly once when the agent retries after the answer was lost', async () => {
-    const dataDir = join(dir.path, 'server');
-    const dbArgs = db ? ['--db', db] : [];
-    const token = (
-      await runCli([
-        'admin',
-        'token',
-        'create',
-        '--role',
-        'enroll',
-        '--name',
-        'f',
-        '--data-dir',
-        dataDir,
-        ...dbArgs,
-      ])
-    ).stdout.trim();
+    const token = await createEnrollToken(pc);
     const port = await freePort();
-    server = await startServerProcess({ dataDir, db, port });
+    server = await startServerProcess({ dataDir: pc.dataDir, db: pc.db, port });
 
     let killed = 0;
     proxy = await startTcpProxy({
@@ -128,7 +106,7 @@ describe.each(['sqlite', 'postgres'] as const)('server killed between receipt an
     expect(afterCrash).toHaveLength(1);
     expect(await spool()).toHaveLength(1);
 
-    server = await startServerProcess({ dataDir, db, port });
+    server = await startServerProcess({ dataDir: pc.dataDir, db: pc.db, port });
     agent = startCli(['agent', '--config', config]);
     await waitFor(async () => (await spool()).length === 0, {
       timeoutMs: 30_000,

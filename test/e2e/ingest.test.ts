@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { resetHost } from '../../src/admin/reset-host.js';
 import { storeReports } from '../../src/server/ingest.js';
 import type { Report } from '../../src/shared/report.js';
 import { BACKENDS, type TestApp, testApp } from '../support/catalog-backends.js';
@@ -329,6 +330,28 @@ describe.each(BACKENDS)('ingest on %s', (backend) => {
     expect(row.base_backup_id).toBe(ids[0]);
   });
 
+  it('refuses a report_id sent by two hosts in the same group to the second host', async () => {
+    const hosts = await t.catalog.db.selectFrom('hosts').select(['id', 'server_id']).execute();
+    const first = { hostId: hosts[0]?.id ?? -1, serverId: '111111' };
+    const other = { hostId: first.hostId, serverId: '222222' };
+    const report = sampleReport();
+    const settings = { policy: 'accept' as const, maxAttempts: 5, defaultClusterId: 1 };
+    const outcomes = await t.catalog.db.transaction().execute((trx) =>
+      storeReports(
+        trx,
+        [
+          { report, host: first },
+          { report: { ...report, server_id: '222222' }, host: other },
+        ],
+        settings,
+        Date.now(),
+      ),
+    );
+    expect(outcomes[0]?.ok).toBe(true);
+    expect(outcomes[1]).toMatchObject({ ok: false, error: { status: 409, code: 'report_id_conflict' } });
+    expect(await counts()).toEqual({ backups: 1, jobs: 1 });
+  });
+
   it('keeps one poisoned report from failing the others stored with it', async () => {
     if (backend === 'sqlite') {
       await sql`create trigger poison before insert on backups when new.filename = 'poison.xb' begin select raise(abort, 'injected failure'); end`.execute(
@@ -412,10 +435,28 @@ describe.each(BACKENDS)('ingest on %s', (backend) => {
     expect(await counts()).toEqual({ backups: 0, jobs: 0 });
   });
 
-  it('re-enrolling replaces the old credential', async () => {
+  it('refuses to enroll a server_id that has a credential until an admin resets it', async () => {
+    const again = await t.app.inject({
+      method: 'POST',
+      url: '/api/v1/agents/enroll',
+      headers: { authorization: `Bearer ${t.tokens.enroll}` },
+      payload: { server_id: '111111' },
+    });
+    expect(again.statusCode).toBe(409);
+    expect(again.json().error.code).toBe('already_enrolled');
+    expect(again.json().error.message).toContain('ubackup admin host reset --server-id 111111');
+    // The real host keeps working.
+    expect((await post(sampleReport(), credential)).statusCode).toBe(201);
+
+    await resetHost(t.catalog, '111111', Date.now());
     const fresh = await enroll('111111');
-    expect((await post(sampleReport(), credential)).statusCode).toBe(401);
     expect((await post(sampleReport(), fresh)).statusCode).toBe(201);
+    const audit = await t.catalog.db
+      .selectFrom('audit_log')
+      .select('action')
+      .where('subject', '=', 'host:111111')
+      .execute();
+    expect(audit.map((a) => a.action)).toEqual(['host.enroll', 'host.reset', 'host.reenroll']);
   });
 
   it('lists backups newest first with the old columns', async () => {

@@ -1,29 +1,16 @@
 import { randomUUID } from 'node:crypto';
-import { join } from 'node:path';
 import type { InjectOptions, LightMyRequestResponse } from 'fastify';
-import pino from 'pino';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createToken } from '../../src/admin/create-token.js';
-import type { CatalogLocation } from '../../src/catalog/catalog-url.js';
-import { type Catalog, migrateCatalog, openCatalog } from '../../src/catalog/database.js';
-import { type App, buildApp } from '../../src/server/app.js';
-import { createAppContext } from '../../src/server/app-context.js';
 import type { Instance } from '../../src/server/routes/instances.js';
-import { systemClock } from '../../src/shared/clock.js';
-import { sharedPostgres, stopSharedPostgres } from '../support/postgres.js';
-import { makeTempDir } from '../support/temp-dir.js';
+import { type BackendName, type TestApp, testApp } from '../support/catalog-backends.js';
+import { stopSharedPostgres } from '../support/postgres.js';
 
 afterAll(stopSharedPostgres);
 
-type Backend = 'sqlite' | 'postgres';
+type Backend = BackendName;
 type Role = 'admin' | 'operator' | 'viewer';
 
-interface Env {
-  app: App;
-  catalog: Catalog;
-  tokens: Record<Role, string>;
-  cleanup(): Promise<void>;
-}
+type Env = TestApp;
 
 interface ErrorBody {
   error: { code: string; message: string; details?: unknown };
@@ -43,53 +30,11 @@ interface ImportAnswer {
   lines: { line: number; text: string; status: string; message?: string }[];
 }
 
-/** A fresh, migrated catalog (SQLite file in a temp dir, or a new database on the shared PostgreSQL) and the app. */
-async function startEnv(backend: Backend): Promise<Env> {
-  let location: CatalogLocation;
-  let removeDir = async (): Promise<void> => {};
-  if (backend === 'sqlite') {
-    const dir = await makeTempDir('ubackup-registry');
-    location = { dialect: 'sqlite', path: join(dir.path, 'catalog.db') };
-    removeDir = dir.cleanup;
-  } else {
-    location = { dialect: 'postgres', url: await (await sharedPostgres()).createDatabase() };
-  }
-  const catalog = openCatalog(location);
-  await migrateCatalog(catalog);
-  // createAppContext looks up the `default` cluster's id (the first migration creates it).
-  const app = await buildApp(
-    await createAppContext({
-      catalog,
-      clock: systemClock,
-      log: pino({ level: 'silent' }),
-      policy: 'accept',
-      maxAttempts: 5,
-    }),
-  );
-  const token = (role: Role) =>
-    createToken(catalog, { name: `test-${role}`, role, expiresAtMs: null, userName: null }, Date.now());
-  const tokens = {
-    admin: await token('admin'),
-    operator: await token('operator'),
-    viewer: await token('viewer'),
-  };
-  return {
-    app,
-    catalog,
-    tokens,
-    cleanup: async () => {
-      await app.close();
-      await catalog.close();
-      await removeDir();
-    },
-  };
-}
-
 describe.each<Backend>(['sqlite', 'postgres'])('registry API on %s', (backend) => {
   let env: Env;
 
   beforeEach(async () => {
-    env = await startEnv(backend);
+    env = await testApp(backend);
   });
   afterEach(async () => {
     await env.cleanup();

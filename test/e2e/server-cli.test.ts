@@ -2,11 +2,11 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { CatalogLocation } from '../../src/catalog/catalog-url.js';
-import { openCatalog } from '../../src/catalog/database.js';
 import { hashSecret } from '../../src/server/auth/secret.js';
 import { runCli, startCli } from '../support/cli-process.js';
 import { freePort } from '../support/free-port.js';
-import { sharedPostgres, stopSharedPostgres } from '../support/postgres.js';
+import { stopSharedPostgres } from '../support/postgres.js';
+import { processCatalog, readCatalog } from '../support/process-catalog.js';
 import { makeTempDir, type TempDir } from '../support/temp-dir.js';
 import { waitFor } from '../support/wait-for.js';
 
@@ -15,27 +15,22 @@ afterAll(stopSharedPostgres);
 describe.each(['sqlite', 'postgres'] as const)('ubackup server and admin commands (%s)', (backend) => {
   let dir: TempDir;
   let dbArgs: string[];
+  let dataDir: string;
   let location: CatalogLocation;
 
   beforeEach(async () => {
     dir = await makeTempDir('ubackup-cli');
-    if (backend === 'postgres') {
-      const url = await (await sharedPostgres()).createDatabase();
-      dbArgs = ['--db', url];
-      location = { dialect: 'postgres', url };
-    } else {
-      dbArgs = [];
-      location = { dialect: 'sqlite', path: join(dir.path, 'catalog.db') };
-    }
+    const pc = await processCatalog(backend, dir.path);
+    ({ dbArgs, dataDir, location } = pc);
   });
   afterEach(async () => {
     await dir.cleanup();
   });
 
   it('migrates once, then reports the catalog up to date', async () => {
-    const first = await runCli(['admin', 'migrate', '--data-dir', dir.path, ...dbArgs]);
+    const first = await runCli(['admin', 'migrate', '--data-dir', dataDir, ...dbArgs]);
     expect(first).toMatchObject({ code: 0, stderr: 'applied: 0001-initial\n' });
-    const second = await runCli(['admin', 'migrate', '--data-dir', dir.path, ...dbArgs]);
+    const second = await runCli(['admin', 'migrate', '--data-dir', dataDir, ...dbArgs]);
     expect(second).toMatchObject({ code: 0, stderr: 'catalog is up to date\n' });
   });
 
@@ -53,7 +48,7 @@ describe.each(['sqlite', 'postgres'] as const)('ubackup server and admin command
       '--password-file',
       short,
       '--data-dir',
-      dir.path,
+      dataDir,
       ...dbArgs,
     ]);
     expect(refused.code).toBe(2);
@@ -72,7 +67,7 @@ describe.each(['sqlite', 'postgres'] as const)('ubackup server and admin command
       '--password-file',
       good,
       '--data-dir',
-      dir.path,
+      dataDir,
       ...dbArgs,
     ];
     expect((await runCli(args)).code).toBe(0);
@@ -90,13 +85,12 @@ describe.each(['sqlite', 'postgres'] as const)('ubackup server and admin command
       '--password-file',
       good,
       '--data-dir',
-      dir.path,
+      dataDir,
       ...dbArgs,
     ]);
     expect(badRole.stderr).toContain('--role must be admin, operator or viewer');
 
-    const catalog = openCatalog(location);
-    try {
+    await readCatalog(location, async (catalog) => {
       const users = await catalog.db.selectFrom('users').select(['name', 'role', 'password_hash']).execute();
       expect(users).toHaveLength(1);
       expect(users[0]).toMatchObject({ name: 'ops', role: 'operator' });
@@ -104,9 +98,7 @@ describe.each(['sqlite', 'postgres'] as const)('ubackup server and admin command
       expect(users[0]?.password_hash).not.toContain('correct horse');
       const audit = await catalog.db.selectFrom('audit_log').select(['action', 'subject']).execute();
       expect(audit).toContainEqual({ action: 'user.create', subject: 'user:ops' });
-    } finally {
-      await catalog.close();
-    }
+    });
   });
 
   it('prints only the token on stdout and stores only its hash', async () => {
@@ -119,19 +111,16 @@ describe.each(['sqlite', 'postgres'] as const)('ubackup server and admin command
       '--name',
       'grafana',
       '--data-dir',
-      dir.path,
+      dataDir,
       ...dbArgs,
     ]);
     expect(created.code).toBe(0);
     expect(created.stdout).toMatch(/^ubt_[A-Za-z0-9_-]{43}\n$/);
     const token = created.stdout.trim();
-    const catalog = openCatalog(location);
-    try {
-      const rows = await catalog.db.selectFrom('tokens').select(['name', 'role', 'token_hash']).execute();
-      expect(rows).toEqual([{ name: 'grafana', role: 'viewer', token_hash: hashSecret(token) }]);
-    } finally {
-      await catalog.close();
-    }
+    const rows = await readCatalog(location, (catalog) =>
+      catalog.db.selectFrom('tokens').select(['name', 'role', 'token_hash']).execute(),
+    );
+    expect(rows).toEqual([{ name: 'grafana', role: 'viewer', token_hash: hashSecret(token) }]);
     const bad = await runCli([
       'admin',
       'token',
@@ -141,7 +130,7 @@ describe.each(['sqlite', 'postgres'] as const)('ubackup server and admin command
       '--name',
       'x',
       '--data-dir',
-      dir.path,
+      dataDir,
       ...dbArgs,
     ]);
     expect(bad.code).toBe(2);
@@ -149,9 +138,90 @@ describe.each(['sqlite', 'postgres'] as const)('ubackup server and admin command
     expect(bad.stderr).toContain('--role must be enroll, admin, operator or viewer');
   });
 
+  it("lists and revokes tokens, and keeps a person's token within the person's role", async () => {
+    const create = (role: string, name: string, extra: string[] = []) =>
+      runCli([
+        'admin',
+        'token',
+        'create',
+        '--role',
+        role,
+        '--name',
+        name,
+        ...extra,
+        '--data-dir',
+        dataDir,
+        ...dbArgs,
+      ]);
+    expect((await create('viewer', 'dash')).code).toBe(0);
+    expect((await create('enroll', 'fleet')).code).toBe(0);
+    const pw = join(dir.path, 'pw');
+    await writeFile(pw, 'a long enough password');
+    const user = ['admin', 'user', 'create', '--name', 'eve', '--role', 'viewer', '--password-file', pw];
+    expect((await runCli([...user, '--data-dir', dataDir, ...dbArgs])).code).toBe(0);
+    const escalate = await create('admin', 'eve-admin', ['--user', 'eve']);
+    expect(escalate.code).toBe(2);
+    expect(escalate.stderr).toContain('--user eve is viewer: a token of theirs cannot be admin');
+    expect((await create('viewer', 'eve-dash', ['--user', 'eve'])).code).toBe(0);
+
+    const listed = await runCli(['admin', 'token', 'list', '--data-dir', dataDir, ...dbArgs]);
+    expect(listed.code).toBe(0);
+    const rows = listed.stdout
+      .trim()
+      .split('\n')
+      .map((line) => line.split('\t'));
+    expect(rows.map((r) => [r[1], r[2], r[3], r[5]])).toEqual([
+      ['dash', 'viewer', '-', 'live'],
+      ['fleet', 'enroll', '-', 'live'],
+      ['eve-dash', 'viewer', 'eve', 'live'],
+    ]);
+    expect(listed.stdout).not.toContain('ubt_');
+
+    const revoke = await runCli([
+      'admin',
+      'token',
+      'revoke',
+      '--name',
+      'fleet',
+      '--data-dir',
+      dataDir,
+      ...dbArgs,
+    ]);
+    expect(revoke).toMatchObject({ code: 0, stderr: 'revoked 1 token(s)\n' });
+    const twice = await runCli([
+      'admin',
+      'token',
+      'revoke',
+      '--name',
+      'fleet',
+      '--data-dir',
+      dataDir,
+      ...dbArgs,
+    ]);
+    expect(twice.code).toBe(2);
+    expect(twice.stderr).toContain('no live token named "fleet"');
+    const after = await runCli(['admin', 'token', 'list', '--data-dir', dataDir, ...dbArgs]);
+    expect(after.stdout).toMatch(/\tfleet\tenroll\t-\t[^\t]+\trevoked 20/);
+  });
+
+  it('resets an enrolled host, and says so when there is none', async () => {
+    const missing = await runCli([
+      'admin',
+      'host',
+      'reset',
+      '--server-id',
+      '404',
+      '--data-dir',
+      dataDir,
+      ...dbArgs,
+    ]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain('no host with server_id 404 has enrolled');
+  });
+
   it('takes its settings from UBACKUP_* variables, serves health and OpenAPI, and stops cleanly on SIGTERM', async () => {
     const port = await freePort();
-    const env: NodeJS.ProcessEnv = { UBACKUP_LISTEN: `127.0.0.1:${port}`, UBACKUP_DATA_DIR: dir.path };
+    const env: NodeJS.ProcessEnv = { UBACKUP_LISTEN: `127.0.0.1:${port}`, UBACKUP_DATA_DIR: dataDir };
     if (backend === 'postgres') env.UBACKUP_DB = dbArgs[1];
     const server = startCli(['server'], env);
     try {
@@ -190,13 +260,13 @@ describe.each(['sqlite', 'postgres'] as const)('ubackup server and admin command
   });
 
   it('refuses bad settings with exit status 2 and a precise message', async () => {
-    const badDb = await runCli(['server', '--data-dir', dir.path, '--db', 'mysql://x']);
+    const badDb = await runCli(['server', '--data-dir', dataDir, '--db', 'mysql://x']);
     expect(badDb.code).toBe(2);
     expect(badDb.stderr).toContain('--db must start with sqlite: or postgres://');
-    const badListen = await runCli(['server', '--data-dir', dir.path, '--listen', 'localhost']);
+    const badListen = await runCli(['server', '--data-dir', dataDir, '--listen', 'localhost']);
     expect(badListen.code).toBe(2);
     expect(badListen.stderr).toContain('--listen (UBACKUP_LISTEN)');
-    const badPolicy = await runCli(['server', '--data-dir', dir.path, '--illegal-policy', 'maybe']);
+    const badPolicy = await runCli(['server', '--data-dir', dataDir, '--illegal-policy', 'maybe']);
     expect(badPolicy.stderr).toContain('--illegal-policy (UBACKUP_ILLEGAL_POLICY) must be accept or reject');
   });
 });

@@ -292,6 +292,18 @@ describe('Delivery loop', () => {
 });
 
 describe('deliverSpool', () => {
+  it('keeps every report when server_url reaches something that is not the API (404, 405)', async () => {
+    for (const status of [404, 405]) {
+      await spoolReports(2);
+      const server = await serve(() => ({ status, body: { message: 'Not Found' } }));
+      const pass = await deliverSpool({ spool, serverUrl: server.url, credential: CREDENTIAL, log });
+      expect(pass.rejected).toBe(0);
+      expect(pass.retry).not.toBeNull();
+      expect(await spool.listRejected()).toHaveLength(0);
+      expect(await spool.count()).toBeGreaterThanOrEqual(2);
+    }
+  });
+
   it('moves a report refused with 400 to rejected/ and logs it loudly, then carries on', async () => {
     const reports = await spoolReports(3);
     const bad = reports[1]?.report_id;

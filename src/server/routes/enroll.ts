@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { serverIdSchema } from '../../shared/report.js';
+import { ApiError } from '../api-error.js';
 import type { AppContext } from '../app-context.js';
 import { recordAudit } from '../audit.js';
 import { actorName } from '../auth/principal.js';
@@ -15,8 +16,9 @@ export const EnrollResponseSchema = z.object({ server_id: z.string(), credential
 
 /**
  * `POST /api/v1/agents/enroll`: exchanges an enrollment token for the host's own
- * credential, bound to its server_id. Enrolling again (a reinstalled host)
- * replaces the old credential; both are audit-logged.
+ * credential, bound to its server_id. A server_id that already has a
+ * credential is refused (409 already_enrolled) until an admin resets it with
+ * `ubackup admin host reset`; enrollments are audit-logged.
  */
 export function enrollRoutes(ctx: AppContext): FastifyPluginAsyncZod {
   return async (app) => {
@@ -34,9 +36,18 @@ export function enrollRoutes(ctx: AppContext): FastifyPluginAsyncZod {
         await ctx.catalog.db.transaction().execute(async (trx) => {
           const existing = await trx
             .selectFrom('hosts')
-            .select('id')
+            .select(['id', 'credential_hash'])
             .where('server_id', '=', server_id)
             .executeTakeFirst();
+          if (existing?.credential_hash) {
+            // An enrollment token is shared by a fleet: it must not let one host take another's identity.
+            throw new ApiError(
+              409,
+              'already_enrolled',
+              `server_id ${server_id} is already enrolled; if this host was reinstalled, an admin runs ` +
+                `"ubackup admin host reset --server-id ${server_id}" and the agent enrolls again by itself`,
+            );
+          }
           if (existing) {
             await trx
               .updateTable('hosts')
@@ -67,8 +78,6 @@ export function enrollRoutes(ctx: AppContext): FastifyPluginAsyncZod {
             detail: { hostname: request.body.hostname ?? null },
           });
         });
-        // The old credential of a re-enrolled host must stop working here at once.
-        ctx.principals.clear();
         request.log.info({ server_id }, 'host enrolled');
         return reply.code(201).send({ server_id, credential });
       },
