@@ -76,6 +76,10 @@ function report(serverId: string, n: number): Report {
     host_ip: '10.0.0.1',
     priority: null,
     agent_version: '0.1.0',
+    transport: 'http',
+    rsync_model: null,
+    pull_port: 8873,
+    pull_tls: false,
   };
 }
 

@@ -8,6 +8,7 @@ import { listTokens, revokeTokens } from './admin/manage-tokens.js';
 import { resetHost } from './admin/reset-host.js';
 import { AgentStartError, startAgentDaemon } from './agent/agent-daemon.js';
 import { runOnce } from './agent/run-once.js';
+import { runAgentServe } from './agent/serve-command.js';
 import { CatalogUrlError } from './catalog/catalog-url.js';
 import { migrateCatalog } from './catalog/database.js';
 import { startDemo } from './demo/demo.js';
@@ -66,6 +67,24 @@ program
       .default(DEFAULT_SERVER_FLAGS.logLevel),
   )
   .addOption(
+    new Option('--lease-seconds <n>', 'how long a transfer lease lasts without progress')
+      .env('UBACKUP_LEASE_SECONDS')
+      .default(DEFAULT_SERVER_FLAGS.leaseSeconds),
+  )
+  .addOption(
+    new Option(
+      '--aging-seconds <n>',
+      'a queued job rises one priority level per this many seconds of waiting',
+    )
+      .env('UBACKUP_AGING_SECONDS')
+      .default(DEFAULT_SERVER_FLAGS.agingSeconds),
+  )
+  .addOption(
+    new Option('--heartbeat-seconds <n>', 'how often storage nodes report')
+      .env('UBACKUP_HEARTBEAT_SECONDS')
+      .default(DEFAULT_SERVER_FLAGS.heartbeatSeconds),
+  )
+  .addOption(
     new Option('--db-pool-size <n>', 'PostgreSQL connections per server process')
       .env('UBACKUP_DB_POOL_SIZE')
       .default(DEFAULT_SERVER_FLAGS.dbPoolSize),
@@ -116,6 +135,17 @@ agent
     process.stderr.write(
       `${result.reports} run(s), ${result.failed} failed, ${result.undelivered} report(s) waiting in the spool\n`,
     );
+  });
+
+agent
+  .command('serve')
+  .description('only the file server storage nodes pull from (for hosts whose runs come from cron)')
+  .addOption(configOption())
+  .addOption(logLevelOption())
+  .action(async (flags: { config: string; logLevel: string }) => {
+    const log = createLogger(flags.logLevel, 'ubackup-agent');
+    const server = await runAgentServe({ configPath: flags.config, log });
+    stopOnSignal(log, () => server.close());
   });
 
 program

@@ -1,18 +1,25 @@
+import type { KeyObject } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { createSecureContext } from 'node:tls';
+import { formatListenAddress } from '../shared/listen-address.js';
 import type { Report } from '../shared/report.js';
 import { AgentState } from './agent-state.js';
 import { formatIssue, type GlobalConfig, type InstanceConfig, loadAgentConfig } from './config.js';
 import { type AgentLog, Delivery, nextBackoffMs } from './delivery.js';
+import { type FileServer, startFileServer } from './file-server.js';
 import { runInstance } from './instance-run.js';
 import { maxJitterFor, nextPlannedRun, stableJitterMs } from './schedule.js';
-import { enroll } from './server-client.js';
+import { enroll, fetchTicketKey, parseTicketPublicKey } from './server-client.js';
 import { Spool } from './spool.js';
 
 /**
  * `ubackup agent`: runs each instance's script on its schedule, spools every
  * report durably and delivers the spool to the server. One bad config section
  * does not stop the others; a run still going when its next slot comes is not
- * started twice (the slot is skipped and logged). The file server for storage
- * nodes is not part of this module (no port is opened here).
+ * started twice (the slot is skipped and logged). It also runs the file
+ * server storage nodes pull from (`startHostFileServer`, shared with
+ * `ubackup agent serve`).
  */
 
 /** The agent cannot start: no usable [global], or an unknown `--only` section. */
@@ -104,6 +111,14 @@ export async function ensureCredential(
         new Date().toISOString(),
       );
       log.info(`enrolled with ${global.serverUrl} as server_id ${global.serverId}`);
+      if (result.ticketPublicKey !== null && result.ticketPublicKey !== state.ticketPublicKey()) {
+        try {
+          await state.setTicketPublicKey(result.ticketPublicKey);
+        } catch (error) {
+          // The file server fetches the key itself; the credential is what matters here.
+          log.warn(`cannot store the server's ticket key: ${describeError(error)}`);
+        }
+      }
       return { credential: result.credential, retryable: false };
     case 'rejected':
       log.error(
@@ -115,6 +130,233 @@ export async function ensureCredential(
       log.warn(`cannot enroll yet: ${result.reason}`);
       return { credential: null, retryable: true };
   }
+}
+
+// ---------------------------------------------------------------------------
+// The file server for storage nodes, with the server's ticket key
+
+/** How often a known ticket key is fetched again, so a new server key reaches the host. */
+export const TICKET_KEY_REFRESH_MS = 60 * 60_000;
+
+/**
+ * The PEM contents of `[global] tls_cert` / `tls_key`, or null for plain HTTP.
+ * Throws AgentStartError naming the key whose file cannot be read or used.
+ */
+export async function loadTlsPem(
+  global: Pick<GlobalConfig, 'tls'>,
+  configPath: string,
+): Promise<{ cert: string; key: string } | null> {
+  const files = global.tls ?? null;
+  if (files === null) return null;
+  const read = async (key: 'tls_cert' | 'tls_key', file: string): Promise<string> => {
+    try {
+      return await readFile(file, 'utf8');
+    } catch (error) {
+      throw new AgentStartError(
+        `${configPath} [global] ${key}: cannot read ${file}: ${describeError(error)}`,
+      );
+    }
+  };
+  const cert = await read('tls_cert', files.certFile);
+  const key = await read('tls_key', files.keyFile);
+  try {
+    new X509Certificate(cert);
+  } catch (error) {
+    throw new AgentStartError(
+      `${configPath} [global] tls_cert: ${files.certFile} is not a PEM certificate: ${describeError(error)}`,
+    );
+  }
+  try {
+    createSecureContext({ cert, key });
+  } catch (error) {
+    throw new AgentStartError(
+      `${configPath} [global] tls_key: ${files.keyFile} is not the PEM private key of tls_cert ${files.certFile}: ${describeError(error)}`,
+    );
+  }
+  return { cert, key };
+}
+
+export interface HostFileServerOptions {
+  configPath: string;
+  log: AgentLog;
+  /** Epoch-ms clock (ticket expiry); default Date.now. */
+  now?: () => number;
+  random?: () => number;
+  /**
+   * When the port cannot be bound: `fail` throws AgentStartError (`agent
+   * serve`: serving is all it does); `retry` logs an error and tries again with
+   * backoff (the daemon: backups keep running and being reported meanwhile).
+   */
+  onBindError: 'fail' | 'retry';
+  /** The host's credential if it has one; asked before each fetch of the ticket key. */
+  credential: () => string | null;
+}
+
+export interface HostFileServer {
+  /** The bound port; null while the port could not be bound (onBindError `retry`). */
+  port(): number | null;
+  /** Look for the ticket key now (e.g. right after enrolling) instead of at the next backoff. */
+  wake(): void;
+  close(): Promise<void>;
+}
+
+/**
+ * The file server for this host's instances, with the server's ticket key:
+ * the stored one, else fetched with the host's credential (retrying with
+ * backoff; every pull gets 401 until a key is known), and fetched again every
+ * TICKET_KEY_REFRESH_MS so a new server key arrives. TLS files are read at
+ * start (AgentStartError when unusable).
+ */
+export async function startHostFileServer(
+  runtime: Pick<AgentRuntime, 'global' | 'instances' | 'state'>,
+  options: HostFileServerOptions,
+): Promise<HostFileServer> {
+  const { global, instances, state } = runtime;
+  const { log } = options;
+  const random = options.random ?? Math.random;
+  const tls = await loadTlsPem(global, options.configPath);
+  const address = `${tls === null ? 'http' : 'https'}://${formatListenAddress(global.listen)}`;
+
+  let closed = false;
+  const abort = new AbortController();
+  const wakeups = new Set<() => void>();
+  const pause = (ms: number): Promise<void> =>
+    new Promise<void>((resolvePause) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        wakeups.delete(done);
+        resolvePause();
+      };
+      const timer = setTimeout(done, ms);
+      wakeups.add(done);
+    });
+  const wakeAll = (): void => {
+    for (const wake of [...wakeups]) wake();
+  };
+
+  let publicKey: KeyObject | null = null;
+  let publicKeyText: string | null = null;
+  /** Takes `text` as the key if it is a valid one and differs from the current one. */
+  const adopt = (text: string | null, source: string): void => {
+    if (text === null || text === publicKeyText) return;
+    const key = parseTicketPublicKey(text);
+    if (key === null) {
+      log.error(`the ticket key ${source} is not an Ed25519 public key; ignoring it`);
+      return;
+    }
+    if (publicKeyText !== null) log.info(`the server's ticket key changed (${source})`);
+    publicKey = key;
+    publicKeyText = text;
+  };
+  adopt(state.ticketPublicKey(), `in ${state.path}`);
+
+  const serverOptions = {
+    listen: global.listen,
+    tls,
+    serverId: global.serverId,
+    instances: instances.map((i) => ({ type: i.type, instance: i.instance, backDir: i.backDir })),
+    publicKey: () => publicKey,
+    now: options.now,
+    log,
+  };
+  const listening = (server: FileServer): void =>
+    log.info(
+      `file server for storage nodes listening on ${address} (port ${server.port}), ${instances.length} instance(s)`,
+    );
+  let server: FileServer | null = null;
+  try {
+    server = await startFileServer(serverOptions);
+    listening(server);
+  } catch (error) {
+    const message = `the file server cannot listen on ${address}: ${describeError(error)}`;
+    if (options.onBindError === 'fail') throw new AgentStartError(message);
+    log.error(`${message}; storage nodes cannot pull until it can (backups still run), retrying`);
+  }
+  const binding = (async (): Promise<void> => {
+    for (let failures = 1; server === null && !closed; failures += 1) {
+      await pause(nextBackoffMs(failures, random));
+      if (closed) return;
+      try {
+        const started = await startFileServer(serverOptions);
+        if (closed) {
+          await started.close();
+          return;
+        }
+        server = started;
+        listening(started);
+      } catch (error) {
+        log.error(`the file server still cannot listen on ${address}: ${describeError(error)}`);
+      }
+    }
+  })();
+
+  const keeping = (async (): Promise<void> => {
+    let failures = 0;
+    let toldNoCredential = false;
+    while (!closed) {
+      // A key stored meanwhile (enrollment, another agent process) counts.
+      await state.reload().catch(() => undefined);
+      adopt(state.ticketPublicKey(), `in ${state.path}`);
+      const credential = options.credential();
+      if (credential === null) {
+        if (!toldNoCredential) {
+          toldNoCredential = true;
+          const consequence =
+            publicKey === null
+              ? 'the file server answers 401 to every pull until it has the key'
+              : 'keeping the stored ticket key';
+          log.warn(
+            `this host has no credential yet, so it cannot fetch the server's ticket key; ${consequence}`,
+          );
+        }
+        failures += 1;
+        await pause(nextBackoffMs(failures, random));
+        continue;
+      }
+      const result = await fetchTicketKey(global.serverUrl, credential, { signal: abort.signal });
+      if (closed) return;
+      if (result.kind === 'key') {
+        failures = 0;
+        if (result.publicKey !== publicKeyText) {
+          const first = publicKeyText === null;
+          try {
+            await state.setTicketPublicKey(result.publicKey);
+          } catch (error) {
+            log.error(`cannot store the server's ticket key in ${state.path}: ${describeError(error)}`);
+          }
+          adopt(result.publicKey, `from ${global.serverUrl}`);
+          if (first) log.info(`received the server's ticket key from ${global.serverUrl}`);
+        }
+        await pause(TICKET_KEY_REFRESH_MS);
+        continue;
+      }
+      failures += 1;
+      if (publicKey === null) {
+        log.error(
+          `cannot fetch the server's ticket key: ${result.reason}; the file server answers 401 to every pull until it has it`,
+        );
+      } else {
+        log.warn(`cannot refresh the server's ticket key: ${result.reason}; keeping the stored one`);
+      }
+      await pause(nextBackoffMs(failures, random));
+    }
+  })();
+
+  let closing: Promise<void> | null = null;
+  return {
+    port: () => server?.port ?? null,
+    wake: wakeAll,
+    close(): Promise<void> {
+      closing ??= (async () => {
+        closed = true;
+        abort.abort();
+        wakeAll();
+        await Promise.all([binding, keeping]);
+        await server?.close();
+      })();
+      return closing;
+    },
+  };
 }
 
 /** One line about a finished run, for the log. */
@@ -167,6 +409,14 @@ export async function startAgentDaemon(options: AgentDaemonOptions): Promise<Age
   const random = options.random ?? Math.random;
   const runtime = await openAgentRuntime(options.configPath, log);
   const { global, instances, state, spool } = runtime;
+  const fileServer = await startHostFileServer(runtime, {
+    configPath: options.configPath,
+    log,
+    now,
+    random,
+    onBindError: 'retry',
+    credential: () => state.credentialFor(global.serverId),
+  });
 
   let stopped = false;
   const abort = new AbortController();
@@ -206,6 +456,7 @@ export async function startAgentDaemon(options: AgentDaemonOptions): Promise<Age
       }
       if (outcome.credential !== null) {
         delivery.kick();
+        fileServer.wake();
         return;
       }
       if (!outcome.retryable) return;
@@ -328,6 +579,7 @@ export async function startAgentDaemon(options: AgentDaemonOptions): Promise<Age
         await Promise.all([...running.values()].map((run) => run.done));
         await enrolling;
         await delivery.stop();
+        await fileServer.close();
         log.info('agent stopped');
       })();
       return stopping;

@@ -5,7 +5,8 @@ import { z } from 'zod';
 
 /**
  * What the agent remembers between runs, in `<state_dir>/agent-state.json`
- * (mode 0600, written atomically): its credential from enrollment, and per
+ * (mode 0600, written atomically): its credential from enrollment, the
+ * server's public key that signs pull tickets (DESIGN §6), and per
  * instance the last full backup it reported, so an incremental's report can
  * say when its base full was made (DESIGN §4: the old client's third line of
  * last_all_log is not trusted).
@@ -28,6 +29,11 @@ const StateFileSchema = z.object({
       enrolledAt: z.string(),
     })
     .nullable(),
+  /** The server's ticket-signing key: base64 SPKI DER (`exportPublicKey`). Absent in older files. */
+  ticketKey: z
+    .object({ publicKey: z.string().min(1), receivedAt: z.string() })
+    .nullable()
+    .default(null),
   /** type → instance → last full. */
   fulls: z.record(z.string(), z.record(z.string(), FullRecordSchema)),
 });
@@ -53,7 +59,7 @@ export interface OpenAgentStateResult {
 }
 
 function emptyState(): StateFile {
-  return { version: 1, credential: null, fulls: {} };
+  return { version: 1, credential: null, ticketKey: null, fulls: {} };
 }
 
 function errnoCode(error: unknown): string | undefined {
@@ -195,6 +201,31 @@ export class AgentState {
     enrolledAt: string,
   ): Promise<void> {
     await this.update((data) => ({ ...data, credential: { serverId, serverUrl, secret, enrolledAt } }));
+  }
+
+  /** The server's ticket-signing public key (base64 SPKI DER) as last received, or null. */
+  ticketPublicKey(): string | null {
+    return this.data.ticketKey?.publicKey ?? null;
+  }
+
+  async setTicketPublicKey(publicKey: string, receivedAt: string = new Date().toISOString()): Promise<void> {
+    await this.update((data) => ({ ...data, ticketKey: { publicKey, receivedAt } }));
+  }
+
+  /**
+   * Re-reads the file, so what another agent process stored (a credential
+   * from `run-once`'s enrollment, a ticket key) becomes visible. What the file
+   * lacks is kept from memory; an unreadable file changes nothing.
+   */
+  async reload(): Promise<void> {
+    const onDisk = await readStateFile(this.path);
+    if (onDisk === null) return;
+    this.data = {
+      ...this.data,
+      credential: onDisk.credential ?? this.data.credential,
+      ticketKey: onDisk.ticketKey ?? this.data.ticketKey,
+      fulls: onDisk.fulls,
+    };
   }
 
   /**

@@ -51,6 +51,14 @@ export interface InstanceConfig {
   rsyncModel: string | null;
 }
 
+/** The file server's certificate and key (PEM files), from `tls_cert` / `tls_key`. */
+export interface AgentTlsFiles {
+  /** Absolute path of the certificate (chain) in PEM. */
+  certFile: string;
+  /** Absolute path of its private key in PEM. */
+  keyFile: string;
+}
+
 export interface GlobalConfig {
   serverId: string;
   gameId: string;
@@ -59,6 +67,11 @@ export interface GlobalConfig {
   stateDir: string;
   myIp: string;
   listen: { host: string; port: number };
+  /**
+   * HTTPS for the file server when both `tls_cert` and `tls_key` are set; null
+   * (or absent, in configs built by hand) means plain HTTP.
+   */
+  tls?: AgentTlsFiles | null;
   intervalSeconds: number;
   timezone: string;
   jitterSeconds: number;
@@ -102,6 +115,8 @@ const GLOBAL_KEYS = [
   'state_dir',
   'my_ip',
   'listen',
+  'tls_cert',
+  'tls_key',
   'interval',
   'tz',
   'jitter',
@@ -145,10 +160,10 @@ const OBSOLETE_GLOBAL_KEYS: ReadonlyMap<string, string> = new Map([
 // Value checks: pure functions from the trimmed text to a value or a message.
 
 export type Check<T> = { ok: true; value: T } | { ok: false; message: string };
-type Validator<T> = (raw: string) => Check<T>;
+export type Validator<T> = (raw: string) => Check<T>;
 
-const accept = <T>(value: T): Check<T> => ({ ok: true, value });
-const reject = <T>(message: string): Check<T> => ({ ok: false, message });
+export const accept = <T>(value: T): Check<T> => ({ ok: true, value });
+export const reject = <T>(message: string): Check<T> => ({ ok: false, message });
 
 function pathComponentValue(maxChars: number): Validator<string> {
   return (raw) => {
@@ -159,12 +174,12 @@ function pathComponentValue(maxChars: number): Validator<string> {
   };
 }
 
-const absolutePath: Validator<string> = (raw) =>
+export const absolutePath: Validator<string> = (raw) =>
   posix.isAbsolute(raw) ? accept(raw) : reject(`"${raw}" is not an absolute path (it must start with /)`);
 
-const nonEmptyText: Validator<string> = (raw) => accept(raw);
+export const nonEmptyText: Validator<string> = (raw) => accept(raw);
 
-const httpUrl: Validator<string> = (raw) => {
+export const httpUrl: Validator<string> = (raw) => {
   let url: URL;
   try {
     url = new URL(raw);
@@ -177,7 +192,7 @@ const httpUrl: Validator<string> = (raw) => {
   return accept(raw);
 };
 
-const ipAddress: Validator<string> = (raw) =>
+export const ipAddress: Validator<string> = (raw) =>
   isIP(raw) === 0 ? reject(`"${raw}" is not an IPv4 or IPv6 address`) : accept(raw);
 
 const HOST_NAME = /^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
@@ -197,7 +212,7 @@ export const listenAddress: Validator<{ host: string; port: number }> = (raw) =>
   return accept({ host, port });
 };
 
-function seconds(minimum: 0 | 1): Validator<number> {
+export function seconds(minimum: 0 | 1): Validator<number> {
   return (raw) => {
     const value = parseDurationSeconds(raw);
     if (value === null) return reject(`"${raw}" is not a duration (seconds, or e.g. 90s, 15m, 2h, 1d)`);
@@ -238,14 +253,19 @@ export function cronExpression(expression: string, timezone: string): Check<stri
 // ---------------------------------------------------------------------------
 // Reading keys of one section, collecting its issues.
 
-interface SectionReader {
+export interface SectionReader {
   file: string;
   section: IniSection;
   errors: ConfigIssue[];
   warnings: ConfigIssue[];
 }
 
-function issue(reader: SectionReader, key: string | null, line: number | null, message: string): ConfigIssue {
+export function issue(
+  reader: SectionReader,
+  key: string | null,
+  line: number | null,
+  message: string,
+): ConfigIssue {
   return { file: reader.file, section: reader.section.name, key, line, message };
 }
 
@@ -259,7 +279,7 @@ function readValue<T>(reader: SectionReader, key: string, validate: Validator<T>
 }
 
 /** A key that must be present and non-empty. Undefined when missing or invalid (an error is recorded). */
-function requiredKey<T>(
+export function requiredKey<T>(
   reader: SectionReader,
   key: string,
   validate: Validator<T>,
@@ -278,7 +298,7 @@ function requiredKey<T>(
 }
 
 /** A key that may be absent or empty (then `fallback`). Undefined only when invalid (an error is recorded). */
-function optionalKey<T, F>(
+export function optionalKey<T, F>(
   reader: SectionReader,
   key: string,
   validate: Validator<T>,
@@ -290,7 +310,7 @@ function optionalKey<T, F>(
 }
 
 /** Warns about keys this section does not use, naming each one. */
-function warnUnusedKeys(
+export function warnUnusedKeys(
   reader: SectionReader,
   known: readonly string[],
   obsolete: ReadonlyMap<string, string>,
@@ -337,6 +357,7 @@ function readGlobal(
     'my_ip is missing: add "my_ip = <this host\'s address>" to [global] (storage nodes pull from it)',
   );
   const listen = optionalKey(reader, 'listen', listenAddress, DEFAULT_LISTEN);
+  const tls = readTlsFiles(reader);
   const intervalSeconds = optionalKey(reader, 'interval', seconds(1), DEFAULT_INTERVAL_SECONDS);
   const timezone = optionalKey(reader, 'tz', timeZone, hostTimeZone);
   const jitterSeconds = optionalKey(reader, 'jitter', seconds(0), DEFAULT_JITTER_SECONDS);
@@ -355,6 +376,7 @@ function readGlobal(
     stateDir === undefined ||
     myIp === undefined ||
     listen === undefined ||
+    tls === undefined ||
     intervalSeconds === undefined ||
     timezone === undefined ||
     jitterSeconds === undefined
@@ -370,12 +392,35 @@ function readGlobal(
       stateDir,
       myIp,
       listen: { host: listen.host, port: listen.port },
+      tls,
       intervalSeconds,
       timezone,
       jitterSeconds,
     },
     defaults,
   };
+}
+
+/** `tls_cert` and `tls_key`: both (HTTPS) or neither (HTTP). Undefined when invalid (an error is recorded). */
+function readTlsFiles(reader: SectionReader): AgentTlsFiles | null | undefined {
+  const certFile = optionalKey(reader, 'tls_cert', absolutePath, null);
+  const keyFile = optionalKey(reader, 'tls_key', absolutePath, null);
+  if (certFile === undefined || keyFile === undefined) return undefined;
+  if (certFile === null && keyFile === null) return null;
+  if (certFile === null || keyFile === null) {
+    const [present, missing] = certFile === null ? ['tls_key', 'tls_cert'] : ['tls_cert', 'tls_key'];
+    const line = reader.section.entries.get(present)?.line ?? reader.section.line;
+    reader.errors.push(
+      issue(
+        reader,
+        missing,
+        line,
+        `${missing} is missing: ${present} is set, and the file server needs both tls_cert and tls_key for HTTPS (or neither for HTTP)`,
+      ),
+    );
+    return undefined;
+  }
+  return { certFile, keyFile };
 }
 
 // ---------------------------------------------------------------------------
@@ -479,7 +524,7 @@ function duplicateInstanceError(reader: SectionReader, seen: Map<string, IniSect
 // The file
 
 /** The section each INI problem belongs to: the last header at or before its line (-1: before any). */
-function sectionIndexOfLine(sections: readonly IniSection[], line: number): number {
+export function sectionIndexOfLine(sections: readonly IniSection[], line: number): number {
   let index = -1;
   for (const [i, section] of sections.entries()) {
     if (section.line <= line) index = i;
@@ -488,7 +533,7 @@ function sectionIndexOfLine(sections: readonly IniSection[], line: number): numb
   return index;
 }
 
-function iniIssue(file: string, section: IniSection | undefined, problem: IniProblem): ConfigIssue {
+export function iniIssue(file: string, section: IniSection | undefined, problem: IniProblem): ConfigIssue {
   return {
     file,
     section: section?.name ?? null,
@@ -561,7 +606,7 @@ export function parseAgentConfig(
 }
 
 /** In file order; issues without a line (a missing section) first. */
-function sortIssues(issues: ConfigIssue[]): ConfigIssue[] {
+export function sortIssues(issues: ConfigIssue[]): ConfigIssue[] {
   return issues.toSorted((a, b) => (a.line ?? 0) - (b.line ?? 0));
 }
 

@@ -49,6 +49,10 @@ type Identity = Pick<
   | 'host_ip'
   | 'priority'
   | 'agent_version'
+  | 'transport'
+  | 'rsync_model'
+  | 'pull_port'
+  | 'pull_tls'
 >;
 
 /** What a failed report may still say about the file the script named. */
@@ -259,6 +263,11 @@ export async function runInstance(
     host_ip: global.myIp,
     priority: opts.priority,
     agent_version: UBACKUP_VERSION,
+    transport: instance.transport,
+    rsync_model: instance.rsyncModel,
+    // The daemon and `agent serve` listen here; storage nodes pull from host_ip on this port.
+    pull_port: global.listen.port === 0 ? null : global.listen.port,
+    pull_tls: false,
   };
 
   const report = await buildReport(instance, opts, script, identity);

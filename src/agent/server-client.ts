@@ -1,6 +1,8 @@
+import type { KeyObject } from 'node:crypto';
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { type Report, ReportReceiptSchema } from '../shared/report.js';
+import { importPublicKey } from '../shared/ticket.js';
 import { UBACKUP_VERSION } from '../shared/version.js';
 
 /**
@@ -30,17 +32,44 @@ export type SendReportResult =
   | { kind: 'retry'; reason: string; status: number | null };
 
 export type EnrollResult =
-  | { kind: 'enrolled'; credential: string }
+  | {
+      kind: 'enrolled';
+      credential: string;
+      /** The server's ticket key (base64 SPKI DER) when the response carried a valid one. */
+      ticketPublicKey: string | null;
+    }
   | { kind: 'rejected'; status: number; code: string; message: string }
+  | { kind: 'retry'; reason: string; status: number | null };
+
+export type FetchTicketKeyResult =
+  | { kind: 'key'; publicKey: string }
   | { kind: 'retry'; reason: string; status: number | null };
 
 export interface ClientOptions {
   /** Default REQUEST_TIMEOUT_MS. */
   timeoutMs?: number;
+  /** Aborts the request (e.g. the agent is stopping); the call then resolves to retry. */
+  signal?: AbortSignal;
 }
 
 const ErrorBodySchema = z.object({ error: z.object({ code: z.string(), message: z.string() }) });
-const EnrollResponseSchema = z.object({ server_id: z.string(), credential: z.string().min(1) });
+const EnrollResponseSchema = z.object({
+  server_id: z.string(),
+  credential: z.string().min(1),
+  ticket_public_key: z.string().min(1).optional(),
+});
+const TicketKeyResponseSchema = z.object({ public_key: z.string().min(1) });
+
+/** The key if `base64` is an Ed25519 public key in base64 SPKI DER, else null. */
+export function parseTicketPublicKey(base64: string): KeyObject | null {
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(base64)) return null;
+  try {
+    const key = importPublicKey(base64);
+    return key.asymmetricKeyType === 'ed25519' ? key : null;
+  } catch {
+    return null;
+  }
+}
 
 /** `<serverUrl>/<path>`, keeping a path prefix of server_url (`https://h/ubackup` → `https://h/ubackup/api/…`). */
 export function apiUrl(serverUrl: string, path: string): string {
@@ -68,30 +97,41 @@ interface Answer {
   text: string;
 }
 
-async function post(
+async function call(
+  method: 'GET' | 'POST',
   url: string,
   bearer: string,
   body: unknown,
   options: ClientOptions,
 ): Promise<Answer | { failed: string }> {
+  const timeout = AbortSignal.timeout(options.timeoutMs ?? REQUEST_TIMEOUT_MS);
   try {
     const response = await fetch(url, {
-      method: 'POST',
+      method,
       headers: {
         authorization: `Bearer ${bearer}`,
-        'content-type': 'application/json',
+        ...(method === 'POST' ? { 'content-type': 'application/json' } : {}),
         'user-agent': `ubackup-agent/${UBACKUP_VERSION}`,
       },
-      body: JSON.stringify(body),
+      ...(method === 'POST' ? { body: JSON.stringify(body) } : {}),
       redirect: 'manual',
-      signal: AbortSignal.timeout(options.timeoutMs ?? REQUEST_TIMEOUT_MS),
+      signal: options.signal === undefined ? timeout : AbortSignal.any([timeout, options.signal]),
     });
     // Always read the body, so the connection can be reused.
     const text = await response.text();
     return { status: response.status, location: response.headers.get('location'), text };
   } catch (error) {
-    return { failed: `POST ${url} failed: ${describeError(error)}` };
+    return { failed: `${method} ${url} failed: ${describeError(error)}` };
   }
+}
+
+function post(
+  url: string,
+  bearer: string,
+  body: unknown,
+  options: ClientOptions,
+): Promise<Answer | { failed: string }> {
+  return call('POST', url, bearer, body, options);
 }
 
 function parseError(answer: Answer): { code: string; message: string } {
@@ -122,15 +162,15 @@ function isTransient(status: number): boolean {
   );
 }
 
-function retryReason(url: string, answer: Answer): string {
+function retryReason(url: string, answer: Answer, method: 'GET' | 'POST' = 'POST'): string {
   if (answer.status >= 300 && answer.status < 400) {
-    return `POST ${url} answered ${answer.status} redirect to ${answer.location ?? '(no location)'}: check server_url`;
+    return `${method} ${url} answered ${answer.status} redirect to ${answer.location ?? '(no location)'}: check server_url`;
   }
   const { code, message } = parseError(answer);
   if (answer.status === 401) {
     return `the server refused this host's credential (401 ${code}: ${message}); re-enroll the host`;
   }
-  return `POST ${url} answered ${answer.status} ${code}: ${message}`;
+  return `${method} ${url} answered ${answer.status} ${code}: ${message}`;
 }
 
 /** Sends one report. */
@@ -173,7 +213,14 @@ export async function enroll(
   if (answer.status >= 200 && answer.status < 300) {
     try {
       const parsed = EnrollResponseSchema.safeParse(JSON.parse(answer.text));
-      if (parsed.success) return { kind: 'enrolled', credential: parsed.data.credential };
+      if (parsed.success) {
+        const key = parsed.data.ticket_public_key;
+        return {
+          kind: 'enrolled',
+          credential: parsed.data.credential,
+          ticketPublicKey: key !== undefined && parseTicketPublicKey(key) !== null ? key : null,
+        };
+      }
     } catch {
       // fall through
     }
@@ -196,4 +243,35 @@ export async function enroll(
     return { kind: 'retry', reason: retryReason(url, answer), status: answer.status };
   }
   return { kind: 'rejected', status: answer.status, ...parseError(answer) };
+}
+
+/**
+ * The server's ticket-signing public key (`GET /api/v1/agents/ticket-key`,
+ * with the host's credential). Every failure is `retry`: the file server keeps
+ * the key it has (or answers 401 while it has none) and asks again later.
+ */
+export async function fetchTicketKey(
+  serverUrl: string,
+  credential: string,
+  options: ClientOptions = {},
+): Promise<FetchTicketKeyResult> {
+  const url = apiUrl(serverUrl, 'api/v1/agents/ticket-key');
+  const answer = await call('GET', url, credential, undefined, options);
+  if ('failed' in answer) return { kind: 'retry', reason: answer.failed, status: null };
+  if (answer.status >= 200 && answer.status < 300) {
+    try {
+      const parsed = TicketKeyResponseSchema.safeParse(JSON.parse(answer.text));
+      if (parsed.success && parseTicketPublicKey(parsed.data.public_key) !== null) {
+        return { kind: 'key', publicKey: parsed.data.public_key };
+      }
+    } catch {
+      // fall through
+    }
+    return {
+      kind: 'retry',
+      reason: `GET ${url} answered ${answer.status} without an Ed25519 public key: ${quoteBody(answer.text)}`,
+      status: answer.status,
+    };
+  }
+  return { kind: 'retry', reason: retryReason(url, answer, 'GET'), status: answer.status };
 }

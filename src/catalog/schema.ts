@@ -37,6 +37,9 @@ export interface HostTable {
   enrolled_at: Millis | null;
   last_seen_at: Millis | null;
   created_at: Millis;
+  /** The agent's file server port (null: none announced yet). */
+  pull_port: number | null;
+  pull_tls: ColumnType<number, number | undefined, number>;
 }
 
 export interface InstanceTable {
@@ -100,6 +103,8 @@ export interface BackupTable {
   stored_at: Millis | null;
   verified_at: Millis | null;
   deleted_at: Millis | null;
+  transport: ColumnType<string, string | undefined, string>;
+  rsync_model: string | null;
 }
 
 export interface TransferJobTable {
@@ -151,6 +156,36 @@ export interface AuditLogTable {
   detail: string;
 }
 
+export interface NodeTable {
+  id: Id;
+  name: string;
+  cluster_id: number;
+  credential_hash: string | null;
+  address: string | null;
+  weight: number;
+  /** Node-wide bytes/s; 0 = unlimited. */
+  max_bandwidth: ColumnType<number, number | undefined, number>;
+  paused_by_admin: ColumnType<number, number | undefined, number>;
+  reserve_bytes: ColumnType<number, number | undefined, number>;
+  disk_total_bytes: number | null;
+  disk_free_bytes: number | null;
+  in_flight: ColumnType<number, number | undefined, number>;
+  bytes_per_second: ColumnType<number, number | undefined, number>;
+  /** new | active | paused_reserve | paused_admin */
+  state: ColumnType<string, string | undefined, string>;
+  version: string | null;
+  last_heartbeat_at: Millis | null;
+  enrolled_at: Millis | null;
+  created_at: Millis;
+}
+
+export interface ServerKeyTable {
+  id: number;
+  public_key: string;
+  private_key: string;
+  created_at: Millis;
+}
+
 export interface CatalogSchema {
   businesses: BusinessTable;
   backup_types: BackupTypeTable;
@@ -162,6 +197,8 @@ export interface CatalogSchema {
   users: UserTable;
   tokens: TokenTable;
   audit_log: AuditLogTable;
+  nodes: NodeTable;
+  server_keys: ServerKeyTable;
 }
 
 export type BackupRow = Selectable<BackupTable>;
@@ -171,5 +208,6 @@ export type InstanceRow = Selectable<InstanceTable>;
 export type NewInstance = Insertable<InstanceTable>;
 export type InstanceUpdate = Updateable<InstanceTable>;
 export type HostRow = Selectable<HostTable>;
+export type NodeRow = Selectable<NodeTable>;
 export type TokenRow = Selectable<TokenTable>;
 export type UserRow = Selectable<UserTable>;

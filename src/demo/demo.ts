@@ -90,6 +90,9 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
     maxAttempts: '5',
     logLevel: options.log.level,
     dbPoolSize: '2',
+    leaseSeconds: '60',
+    agingSeconds: '600',
+    heartbeatSeconds: '5',
   });
   let server: RunningServer;
   try {

@@ -8,6 +8,7 @@ import { IngestBatcher } from './ingest-batcher.js';
 export const PRINCIPAL_CACHE_TTL_MS = 10_000;
 
 import type { IllegalReportPolicy } from './ingest-decision.js';
+import { loadTicketKeys, type TicketKeys } from './ticket-keys.js';
 
 /** What every route needs: the catalog, the clock, the logger, and the ingest pipeline. */
 export interface AppContext {
@@ -18,7 +19,26 @@ export interface AppContext {
   defaultClusterId: number;
   ingest: IngestBatcher;
   principals: PrincipalCache;
+  ticketKeys: TicketKeys;
+  queue: QueueSettings;
 }
+
+/** How the transfer queue behaves; the server's flags. */
+export interface QueueSettings {
+  /** A lease lasts this long unless the node reports progress. */
+  leaseSeconds: number;
+  /** Every this many seconds a job waits, it counts one priority level higher. */
+  agingSeconds: number;
+  /** How often nodes send heartbeats (told to them in each reply). */
+  heartbeatSeconds: number;
+  maxAttempts: number;
+}
+
+export const DEFAULT_QUEUE_SETTINGS: Omit<QueueSettings, 'maxAttempts'> = {
+  leaseSeconds: 60,
+  agingSeconds: 600,
+  heartbeatSeconds: 5,
+};
 
 export interface AppContextOptions {
   catalog: Catalog;
@@ -26,6 +46,7 @@ export interface AppContextOptions {
   log: Logger;
   policy: IllegalReportPolicy;
   maxAttempts: number;
+  queue?: Partial<Omit<QueueSettings, 'maxAttempts'>>;
 }
 
 export async function createAppContext(options: AppContextOptions): Promise<AppContext> {
@@ -43,5 +64,11 @@ export async function createAppContext(options: AppContextOptions): Promise<AppC
     { maxBatch: 256, concurrency: catalog.dialect === 'sqlite' ? 1 : 4 },
   );
   const principals = new PrincipalCache(PRINCIPAL_CACHE_TTL_MS, 100_000);
-  return { catalog, clock, log, defaultClusterId: defaultCluster.id, ingest, principals };
+  const ticketKeys = await loadTicketKeys(catalog.db, clock().getTime());
+  const queue: QueueSettings = {
+    ...DEFAULT_QUEUE_SETTINGS,
+    ...options.queue,
+    maxAttempts: options.maxAttempts,
+  };
+  return { catalog, clock, log, defaultClusterId: defaultCluster.id, ingest, principals, ticketKeys, queue };
 }

@@ -16,6 +16,8 @@ import { roleAllows } from './auth/roles.js';
 import { backupRoutes } from './routes/backups.js';
 import { enrollRoutes } from './routes/enroll.js';
 import { healthRoutes } from './routes/health.js';
+import { jobRoutes } from './routes/jobs.js';
+import { nodeRoutes } from './routes/nodes.js';
 import { registryRoutes } from './routes/registry.js';
 import { reportRoutes } from './routes/reports.js';
 
@@ -116,6 +118,8 @@ export async function buildApp(ctx: AppContext) {
   await app.register(reportRoutes(ctx));
   await app.register(backupRoutes(ctx));
   await app.register(registryRoutes(ctx));
+  await app.register(nodeRoutes(ctx));
+  await app.register(jobRoutes(ctx));
   return app;
 }
 
@@ -126,12 +130,14 @@ function validationPath(context: string, instancePath: string): string {
 
 function principalMayAccess(principal: Principal, access: Exclude<Access, 'public'>): boolean {
   if (access === 'host') return principal.kind === 'host';
+  if (access === 'node') return principal.kind === 'node';
   if (access === 'enroll') return principal.kind === 'enroll';
   return principal.kind === 'token' && roleAllows(principal.role, access);
 }
 
 function describeAccess(access: Exclude<Access, 'public'>): string {
   if (access === 'host') return 'an agent credential';
+  if (access === 'node') return 'a storage node credential';
   if (access === 'enroll') return 'an enrollment token';
   return `the ${access} role or higher`;
 }

@@ -235,6 +235,8 @@ function backupRow(
     illegal_reason: decision.illegalReason,
     priority: decision.priority,
     agent_version: report.agent_version,
+    transport: report.transport,
+    rsync_model: report.rsync_model,
   };
 }
 
@@ -443,17 +445,22 @@ async function touchHosts(
   outcomes: ReadonlyArray<IngestOutcome | undefined>,
   nowMs: number,
 ): Promise<void> {
-  const seen = new Map<number, { ip: string; version: string }>();
+  const seen = new Map<number, { ip: string; version: string; port: number | null; tls: number }>();
   submissions.forEach((s, i) => {
-    if (outcomes[i]?.ok) seen.set(s.host.hostId, { ip: s.report.host_ip, version: s.report.agent_version });
+    if (!outcomes[i]?.ok) return;
+    const { host_ip, agent_version, pull_port, pull_tls } = s.report;
+    seen.set(s.host.hostId, { ip: host_ip, version: agent_version, port: pull_port, tls: pull_tls ? 1 : 0 });
   });
   for (const part of chunks([...seen], INSERT_CHUNK)) {
     const values = sql.join(
-      part.map(([id, v]) => sql`(cast(${id} as bigint), cast(${v.ip} as text), cast(${v.version} as text))`),
+      part.map(
+        ([id, v]) =>
+          sql`(cast(${id} as bigint), cast(${v.ip} as text), cast(${v.version} as text), cast(${v.port} as integer), cast(${v.tls} as integer))`,
+      ),
     );
     await sql`
-      with v(id, ip, version) as (values ${values})
-      update hosts set last_seen_at = ${nowMs}, ip = v.ip, agent_version = v.version
+      with v(id, ip, version, port, tls) as (values ${values})
+      update hosts set last_seen_at = ${nowMs}, ip = v.ip, agent_version = v.version, pull_port = v.port, pull_tls = v.tls
       from v where hosts.id = v.id`.execute(trx);
   }
 }

@@ -6,6 +6,7 @@ import { formatListenAddress } from '../shared/listen-address.js';
 import { stopOnSignal } from '../shared/stop-on-signal.js';
 import { type App, buildApp } from './app.js';
 import { createAppContext } from './app-context.js';
+import { sweepExpiredLeases } from './queue/sweep-leases.js';
 import type { ServerSettings } from './server-settings.js';
 
 export interface RunningServer {
@@ -30,8 +31,14 @@ export async function startServer(settings: ServerSettings, log: Logger): Promis
         log,
         policy: settings.policy,
         maxAttempts: settings.maxAttempts,
+        queue: {
+          leaseSeconds: settings.leaseSeconds,
+          agingSeconds: settings.agingSeconds,
+          heartbeatSeconds: settings.heartbeatSeconds,
+        },
       }),
     );
+    const sweeper = startLeaseSweeper(catalog, log, Math.max(1, settings.leaseSeconds / 4));
     await app.listen({ host: settings.listen.host, port: settings.listen.port });
     const bound = app.server.address();
     const port = typeof bound === 'object' && bound ? bound.port : settings.listen.port;
@@ -46,6 +53,7 @@ export async function startServer(settings: ServerSettings, log: Logger): Promis
       catalog,
       url,
       close: async () => {
+        clearInterval(sweeper);
         await app.close();
         await catalog.close();
       },
@@ -54,6 +62,25 @@ export async function startServer(settings: ServerSettings, log: Logger): Promis
     await catalog.close();
     throw error;
   }
+}
+
+/** Returns expired leases to the queue every `everySeconds`. */
+function startLeaseSweeper(catalog: Catalog, log: Logger, everySeconds: number): NodeJS.Timeout {
+  let running = false;
+  const timer = setInterval(() => {
+    if (running) return;
+    running = true;
+    sweepExpiredLeases(catalog.db, Date.now())
+      .then((swept) => {
+        if (swept.requeued > 0 || swept.dead > 0) log.warn(swept, 'expired leases swept');
+      })
+      .catch((error: unknown) => log.error({ err: error }, 'lease sweep failed'))
+      .finally(() => {
+        running = false;
+      });
+  }, everySeconds * 1000);
+  timer.unref();
+  return timer;
 }
 
 export function createLogger(level: string, name: string): Logger {

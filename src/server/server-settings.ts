@@ -12,6 +12,9 @@ export interface ServerSettings {
   logLevel: string;
   /** PostgreSQL connections per server process. */
   dbPoolSize: number;
+  leaseSeconds: number;
+  agingSeconds: number;
+  heartbeatSeconds: number;
 }
 
 export interface ServerFlags {
@@ -22,6 +25,9 @@ export interface ServerFlags {
   maxAttempts: string;
   logLevel: string;
   dbPoolSize: string;
+  leaseSeconds: string;
+  agingSeconds: string;
+  heartbeatSeconds: string;
 }
 
 export const DEFAULT_SERVER_FLAGS = {
@@ -31,7 +37,18 @@ export const DEFAULT_SERVER_FLAGS = {
   maxAttempts: '5',
   logLevel: 'info',
   dbPoolSize: '10',
+  leaseSeconds: '60',
+  agingSeconds: '600',
+  heartbeatSeconds: '5',
 } as const;
+
+function wholeNumber(flag: string, env: string, value: string, min: number, max: number): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new SettingsError(`${flag} (${env}) must be an integer from ${min} to ${max}, not "${value}"`);
+  }
+  return n;
+}
 
 export class SettingsError extends Error {
   override name = 'SettingsError';
@@ -58,6 +75,15 @@ export function resolveServerSettings(flags: ServerFlags): ServerSettings {
     );
   }
   return {
+    leaseSeconds: wholeNumber('--lease-seconds', 'UBACKUP_LEASE_SECONDS', flags.leaseSeconds, 5, 86_400),
+    agingSeconds: wholeNumber('--aging-seconds', 'UBACKUP_AGING_SECONDS', flags.agingSeconds, 1, 86_400),
+    heartbeatSeconds: wholeNumber(
+      '--heartbeat-seconds',
+      'UBACKUP_HEARTBEAT_SECONDS',
+      flags.heartbeatSeconds,
+      1,
+      3600,
+    ),
     dbPoolSize,
     listen,
     dataDir: flags.dataDir,

@@ -65,6 +65,22 @@ export const ReportSchema = z
     /** A per-run override of the registry's priority (`run-once --priority high`). */
     priority: z.enum(PRIORITIES).nullable(),
     agent_version: z.string().min(1).max(64),
+    /** How storage nodes fetch the file: the agent's file server (http) or the host's rsync daemon. */
+    transport: z.enum(['http', 'rsync']).default('http'),
+    /** For rsync: the module and directory, as the old `rsync_model` (e.g. `backup/database_3306`). */
+    rsync_model: z
+      .string()
+      .max(256)
+      .regex(
+        /^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/,
+        'rsync_model is module[/dir…] of letters, digits, . _ -',
+      )
+      .refine((v) => !v.split('/').includes('..'), 'rsync_model must not contain ..')
+      .nullable()
+      .default(null),
+    /** The agent's file server port on host_ip (null: it runs none). */
+    pull_port: z.number().int().min(1).max(65535).nullable().default(null),
+    pull_tls: z.boolean().default(false),
   })
   .superRefine((r, ctx) => {
     if (r.status === 'ok') {

@@ -52,7 +52,12 @@ export interface TestApp {
 /** The real server app over a fresh catalog, called in-process with `app.inject`. */
 export async function testApp(
   backend: BackendName,
-  options: { policy?: IllegalReportPolicy; clock?: Clock; maxAttempts?: number } = {},
+  options: {
+    policy?: IllegalReportPolicy;
+    clock?: Clock;
+    maxAttempts?: number;
+    queue?: { leaseSeconds?: number; agingSeconds?: number; heartbeatSeconds?: number };
+  } = {},
 ): Promise<TestApp> {
   const fresh = await freshCatalog(backend);
   const { catalog } = fresh;
@@ -63,6 +68,7 @@ export async function testApp(
       log: pino({ level: 'silent' }),
       policy: options.policy ?? 'accept',
       maxAttempts: options.maxAttempts ?? 5,
+      ...(options.queue ? { queue: options.queue } : {}),
     }),
   );
   const now = Date.now();

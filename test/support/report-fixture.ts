@@ -26,6 +26,10 @@ export function sampleReport(overrides: Partial<Report> = {}): Report {
     host_ip: '10.0.2.62',
     priority: null,
     agent_version: '0.1.0',
+    transport: 'http',
+    rsync_model: null,
+    pull_port: 8873,
+    pull_tls: false,
     ...overrides,
   };
 }

@@ -7,10 +7,11 @@ import { hashSecret, looksLikeSecret } from './secret.js';
 export type Principal =
   | { kind: 'token'; tokenId: number; name: string; role: UserRole }
   | { kind: 'enroll'; tokenId: number; name: string }
-  | { kind: 'host'; hostId: number; serverId: string };
+  | { kind: 'host'; hostId: number; serverId: string }
+  | { kind: 'node'; nodeId: number; name: string; clusterId: number };
 
-/** What a route needs: a role, an agent credential, an enrollment token, or nothing (health only). */
-export type Access = UserRole | 'host' | 'enroll' | 'public';
+/** What a route needs: a role, an agent or node credential, an enrollment token, or nothing (health only). */
+export type Access = UserRole | 'host' | 'node' | 'enroll' | 'public';
 
 export function bearerValue(header: string | undefined): string | null {
   if (!header) return null;
@@ -48,6 +49,14 @@ async function lookUpPrincipal(
       .executeTakeFirst();
     return host ? { kind: 'host', hostId: host.id, serverId: host.server_id } : null;
   }
+  if (secret.startsWith('ubn_')) {
+    const node = await db
+      .selectFrom('nodes')
+      .select(['id', 'name', 'cluster_id'])
+      .where('credential_hash', '=', hash)
+      .executeTakeFirst();
+    return node ? { kind: 'node', nodeId: node.id, name: node.name, clusterId: node.cluster_id } : null;
+  }
   const token = await db
     .selectFrom('tokens')
     .select(['id', 'name', 'role', 'expires_at', 'revoked_at'])
@@ -71,5 +80,7 @@ export function actorName(principal: Principal | null): string {
       return `enroll-token:${principal.name}`;
     case 'host':
       return `host:${principal.serverId}`;
+    case 'node':
+      return `node:${principal.name}`;
   }
 }

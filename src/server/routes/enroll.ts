@@ -12,7 +12,12 @@ export const EnrollRequestSchema = z.strictObject({
   hostname: z.string().max(255).optional(),
   agent_version: z.string().max(64).optional(),
 });
-export const EnrollResponseSchema = z.object({ server_id: z.string(), credential: z.string() });
+export const EnrollResponseSchema = z.object({
+  server_id: z.string(),
+  credential: z.string(),
+  /** The key pull tickets are signed with (base64 SPKI DER, Ed25519). */
+  ticket_public_key: z.string(),
+});
 
 /**
  * `POST /api/v1/agents/enroll`: exchanges an enrollment token for the host's own
@@ -79,8 +84,19 @@ export function enrollRoutes(ctx: AppContext): FastifyPluginAsyncZod {
           });
         });
         request.log.info({ server_id }, 'host enrolled');
-        return reply.code(201).send({ server_id, credential });
+        return reply
+          .code(201)
+          .send({ server_id, credential, ticket_public_key: ctx.ticketKeys.publicKeyBase64 });
       },
+    );
+
+    app.get(
+      '/api/v1/agents/ticket-key',
+      {
+        config: { access: 'host' },
+        schema: { response: { 200: z.object({ public_key: z.string() }) } },
+      },
+      async () => ({ public_key: ctx.ticketKeys.publicKeyBase64 }),
     );
   };
 }

@@ -1,0 +1,369 @@
+import { readFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import {
+  absolutePath,
+  accept,
+  type Check,
+  type ConfigIssue,
+  GLOBAL_SECTION,
+  httpUrl,
+  iniIssue,
+  ipAddress,
+  issue,
+  listenAddress,
+  nonEmptyText,
+  optionalKey,
+  reject,
+  requiredKey,
+  type SectionReader,
+  seconds,
+  sectionIndexOfLine,
+  sortIssues,
+  type Validator,
+  warnUnusedKeys,
+} from '../agent/config.js';
+import { readIniText } from '../agent/ini-file.js';
+import { NodeEnrollRequestSchema, nodeNameSchema } from '../shared/node-protocol.js';
+import { parseSize } from '../shared/units.js';
+
+/**
+ * The storage node's configuration (`/etc/ubackup/node.conf`, DESIGN §5): the
+ * old storage node's `/etc/uuzuback.conf` keys keep their meaning and units.
+ *
+ * The file is one [global] section. Any error (a bad value, a missing required
+ * key, another section, a line that is not `key = value`) makes `config` null:
+ * a node has nothing else to run. Obsolete and unknown keys, and a repeated key
+ * (the last value wins), are warnings. Every issue names file, section, key
+ * and line, as the agent's loader does (src/agent/config.ts, whose readers
+ * this module reuses). `parseNodeConfig` does no I/O.
+ *
+ * Units:
+ * - `reserve`: a size, GB when bare as the old node had it (`1000` = 1000 GiB);
+ *   also `500M`, `2T`, `10GiB`. Binary multiples throughout (src/shared/units.ts).
+ * - `rsync_bwlimit` and `max_bandwidth`: a rate, KB/s when bare (the legacy and
+ *   rsync `--bwlimit` unit, K = 1024), or with a unit: `100M` = 100 MiB/s;
+ *   an optional `/s` is allowed (`100MB/s`). Both are converted to bytes/s;
+ *   0 = unlimited. One rule for both keys, so a bare number never means
+ *   KB/s in one place and bytes/s in the next.
+ * - `interval`, `heartbeat`: seconds, or `90s`, `15m`, `2h`, `1d`.
+ *
+ * Weight (`work_thread`), bandwidth and pause are also set centrally and reach
+ * the node in its heartbeat reply; the central value wins over these.
+ */
+
+export interface NodeConfig {
+  serverUrl: string;
+  enrollToken: string | null;
+  /** Absolute. The node's credential and id live here after enrollment. */
+  stateDir: string;
+  /** Validated with nodeNameSchema. */
+  name: string;
+  cluster: string;
+  /** server_root_path: absolute, as configured. */
+  rootPath: string;
+  /** Free space the node keeps: it leases nothing that would eat into it. */
+  reserveBytes: number;
+  /** work_thread: parallel pulls (the node's default weight). */
+  weight: number;
+  /** rsync_bwlimit, per transfer; 0 = unlimited. */
+  perTransferBytesPerSecond: number;
+  /** max_bandwidth, the node's total; 0 = unlimited. */
+  maxBandwidthBytesPerSecond: number;
+  /** Legacy `interval`: rest after each pull. */
+  pauseBetweenPullsSeconds: number;
+  /** Legacy `retry`, ignored (with a warning): retries are central (the server's max_attempts). */
+  retry: number | null;
+  /** Where restores download from; null with `listen = off`. */
+  listen: { host: string; port: number } | null;
+  myIp: string | null;
+  heartbeatSeconds: number;
+}
+
+export interface NodeConfigResult {
+  /** Null when there is any error. */
+  config: NodeConfig | null;
+  errors: ConfigIssue[];
+  warnings: ConfigIssue[];
+}
+
+export interface ParseNodeConfigOptions {
+  /** The fallback node name when neither `name` nor a usable `myip` is set; os.hostname() when omitted. */
+  hostName?: string;
+}
+
+export const DEFAULT_NODE_STATE_DIR = '/var/lib/ubackup/node';
+export const DEFAULT_NODE_LISTEN = { host: '0.0.0.0', port: 8874 } as const;
+export const DEFAULT_CLUSTER = 'default';
+/**
+ * 10 GiB. Not 0: with no reserve a node leases until the file system is full,
+ * and then its own `.part` files, sidecars and state writes (and anything else
+ * on that disk) fail. 10 GiB keeps room for those on any realistic backup disk
+ * without wasting a noticeable part of it; operators with the legacy file
+ * already set `reserve` explicitly.
+ */
+export const DEFAULT_RESERVE_BYTES = 10 * 1024 ** 3;
+export const DEFAULT_WEIGHT = 4;
+export const DEFAULT_PAUSE_BETWEEN_PULLS_SECONDS = 0;
+export const DEFAULT_HEARTBEAT_SECONDS = 5;
+
+/** `listen` values that turn the restore file server off. */
+const LISTEN_OFF = ['off', 'none'];
+
+const SERVER_URL_MISSING =
+  'server_url is missing: add "server_url = https://<ubackup-server>:8080" to [global] ' +
+  '(the old storage node read its jobs from Redis; UBackup nodes lease them from the server over HTTPS)';
+
+const ROOT_PATH_MISSING =
+  'server_root_path is missing: add "server_root_path = /backup/ubackup/" to [global] ' +
+  '(the directory the node stores backups under)';
+
+const NODE_KEYS = [
+  'server_url',
+  'enroll_token',
+  'state_dir',
+  'name',
+  'cluster',
+  'server_root_path',
+  'reserve',
+  'work_thread',
+  'rsync_bwlimit',
+  'max_bandwidth',
+  'interval',
+  'listen',
+  'myip',
+  'heartbeat',
+] as const;
+
+const REDIS_JOBS = 'the old storage node read its jobs from Redis; UBackup nodes lease them from server_url';
+const REDIS_MESSAGES =
+  'the old storage node posted its results to a Redis queue; UBackup nodes report them to server_url';
+const CENTRAL_RETENTION = 'retention is configured centrally on the UBackup server';
+const LOGS = 'logs go to stdout/journald';
+
+/** Keys of the old storage node that mean nothing now, and what replaced them. */
+const OBSOLETE_NODE_KEYS: ReadonlyMap<string, string> = new Map([
+  ['redis_host', REDIS_JOBS],
+  ['redis_port', REDIS_JOBS],
+  ['redis_queue', `${REDIS_JOBS}; priorities are central now (set per instance on the server)`],
+  ['message_redis_host', REDIS_MESSAGES],
+  ['message_redis_port', REDIS_MESSAGES],
+  ['message_queue', REDIS_MESSAGES],
+  ['mysqlkeeptime', CENTRAL_RETENTION],
+  ['rediskeeptime', CENTRAL_RETENTION],
+  ['node_id', 'nodes enroll with the server (enroll_token) and get their id from it'],
+  ['log', LOGS],
+  ['error_log', LOGS],
+  ['retry', "retries are central now (the server's max_attempts, with exponential backoff)"],
+]);
+
+// ---------------------------------------------------------------------------
+// Value checks
+
+const reserveSize: Validator<number> = (raw) => {
+  const bytes = parseSize(raw, 'G');
+  return bytes === null
+    ? reject(`"${raw}" is not a size (GB when bare, as before: 1000 = 1000 GB; or e.g. 500M, 2T)`)
+    : accept(bytes);
+};
+
+/** KB/s when bare (rsync's and the old node's unit), else a size per second; 0 = unlimited. */
+const bandwidth: Validator<number> = (raw) => {
+  const bytes = parseSize(raw.replace(/\/s$/i, ''), 'K');
+  return bytes === null
+    ? reject(`"${raw}" is not a rate (KB/s when bare, e.g. 62000; or e.g. 100M for 100 MiB/s; 0 = unlimited)`)
+    : accept(bytes);
+};
+
+const weightValue: Validator<number> = (raw) => {
+  const schema = NodeEnrollRequestSchema.shape.weight;
+  const min = schema.minValue ?? 1;
+  const max = schema.maxValue ?? Number.MAX_SAFE_INTEGER;
+  const value = /^\d+$/.test(raw) ? Number(raw) : Number.NaN;
+  return schema.safeParse(value).success
+    ? accept(value)
+    : reject(`"${raw}" is not a number of parallel pulls (a whole number from ${min} to ${max})`);
+};
+
+function zodValue(what: string, schema: typeof nodeNameSchema): Validator<string> {
+  return (raw) => {
+    const parsed = schema.safeParse(raw);
+    if (parsed.success) return accept(parsed.data);
+    const reason = parsed.error.issues.map((i) => i.message).join('; ');
+    return reject(`"${raw}" is not a ${what}: ${reason}`);
+  };
+}
+
+const nodeName = zodValue('node name', nodeNameSchema);
+const clusterName = zodValue('cluster name', NodeEnrollRequestSchema.shape.cluster.unwrap());
+
+const listenOrOff: Validator<{ host: string; port: number } | null> = (raw) =>
+  LISTEN_OFF.includes(raw.toLowerCase()) ? accept(null) : listenAddress(raw);
+
+/** The legacy `retry` count, kept only to report it; anything else is null. */
+function legacyRetry(reader: SectionReader): number | null {
+  const raw = reader.section.entries.get('retry')?.value ?? '';
+  return /^\d+$/.test(raw) ? Number(raw) : null;
+}
+
+/**
+ * `name`, else `myip` (when it is a valid node name: an IPv6 address is not),
+ * else the host name. Undefined when invalid (an error is recorded).
+ */
+function readName(reader: SectionReader, myIp: string | null | undefined, host: string): string | undefined {
+  const entry = reader.section.entries.get('name');
+  if (entry !== undefined && entry.value !== '') return optionalKey(reader, 'name', nodeName, undefined);
+  if (myIp && nodeNameSchema.safeParse(myIp).success) return myIp;
+  const check: Check<string> = nodeName(host);
+  if (check.ok) return check.value;
+  reader.errors.push(
+    issue(
+      reader,
+      'name',
+      entry?.line ?? reader.section.line,
+      `name is not set and the host name is not usable (${check.message}): add "name = <node name>" to [global]`,
+    ),
+  );
+  return undefined;
+}
+
+// ---------------------------------------------------------------------------
+// [global]
+
+function readGlobal(reader: SectionReader, host: string): NodeConfig | null {
+  const serverUrl = requiredKey(reader, 'server_url', httpUrl, SERVER_URL_MISSING);
+  const enrollToken = optionalKey(reader, 'enroll_token', nonEmptyText, null);
+  const stateDir = optionalKey(reader, 'state_dir', absolutePath, DEFAULT_NODE_STATE_DIR);
+  const cluster = optionalKey(reader, 'cluster', clusterName, DEFAULT_CLUSTER);
+  const rootPath = requiredKey(reader, 'server_root_path', absolutePath, ROOT_PATH_MISSING);
+  const reserveBytes = optionalKey(reader, 'reserve', reserveSize, DEFAULT_RESERVE_BYTES);
+  const weight = optionalKey(reader, 'work_thread', weightValue, DEFAULT_WEIGHT);
+  const perTransfer = optionalKey(reader, 'rsync_bwlimit', bandwidth, 0);
+  const maxBandwidth = optionalKey(reader, 'max_bandwidth', bandwidth, 0);
+  const pause = optionalKey(reader, 'interval', seconds(0), DEFAULT_PAUSE_BETWEEN_PULLS_SECONDS);
+  const listen = optionalKey(reader, 'listen', listenOrOff, DEFAULT_NODE_LISTEN);
+  const myIp = optionalKey(reader, 'myip', ipAddress, null);
+  const heartbeatSeconds = optionalKey(reader, 'heartbeat', seconds(1), DEFAULT_HEARTBEAT_SECONDS);
+  const name = readName(reader, myIp, host);
+  warnUnusedKeys(reader, NODE_KEYS, OBSOLETE_NODE_KEYS);
+
+  if (
+    reader.errors.length > 0 ||
+    serverUrl === undefined ||
+    enrollToken === undefined ||
+    stateDir === undefined ||
+    name === undefined ||
+    cluster === undefined ||
+    rootPath === undefined ||
+    reserveBytes === undefined ||
+    weight === undefined ||
+    perTransfer === undefined ||
+    maxBandwidth === undefined ||
+    pause === undefined ||
+    listen === undefined ||
+    myIp === undefined ||
+    heartbeatSeconds === undefined
+  ) {
+    return null;
+  }
+  return {
+    serverUrl,
+    enrollToken,
+    stateDir,
+    name,
+    cluster,
+    rootPath,
+    reserveBytes,
+    weight,
+    perTransferBytesPerSecond: perTransfer,
+    maxBandwidthBytesPerSecond: maxBandwidth,
+    pauseBetweenPullsSeconds: pause,
+    retry: legacyRetry(reader),
+    listen: listen === null ? null : { host: listen.host, port: listen.port },
+    myIp,
+    heartbeatSeconds,
+  };
+}
+
+// ---------------------------------------------------------------------------
+// The file
+
+export function parseNodeConfig(
+  text: string,
+  file: string,
+  options: ParseNodeConfigOptions = {},
+): NodeConfigResult {
+  const document = readIniText(text);
+  const errors: ConfigIssue[] = [];
+  const warnings: ConfigIssue[] = [];
+
+  const readers: SectionReader[] = document.sections.map((section) => ({
+    file,
+    section,
+    errors: [],
+    warnings: [],
+  }));
+  for (const problem of document.problems) {
+    const reader = readers[sectionIndexOfLine(document.sections, problem.line)];
+    const converted = iniIssue(file, reader?.section, problem);
+    // A repeated key is a warning (the last value wins, as the old node had it); the rest are errors.
+    if (problem.kind === 'duplicate_key') (reader?.warnings ?? warnings).push(converted);
+    else (reader?.errors ?? errors).push(converted);
+  }
+
+  let config: NodeConfig | null = null;
+  const [globalReader] = readers.filter((r) => r.section.name === GLOBAL_SECTION);
+  if (globalReader === undefined) {
+    errors.push({
+      file,
+      section: GLOBAL_SECTION,
+      key: null,
+      line: null,
+      message: 'the [global] section is missing: add it with server_url and server_root_path',
+    });
+  } else {
+    config = readGlobal(globalReader, options.hostName ?? hostname());
+  }
+  for (const reader of readers) {
+    // A second [global] already has its error (a repeated section); only the first is read.
+    if (reader.section.name === GLOBAL_SECTION) continue;
+    reader.errors.push(
+      issue(
+        reader,
+        null,
+        reader.section.line,
+        `section [${reader.section.name}] is not used by a storage node: ` +
+          'its config is one [global] section (move these keys there, or remove the section)',
+      ),
+    );
+  }
+
+  for (const reader of readers) {
+    errors.push(...reader.errors);
+    warnings.push(...reader.warnings);
+  }
+  return {
+    config: errors.length === 0 ? config : null,
+    errors: sortIssues(errors),
+    warnings: sortIssues(warnings),
+  };
+}
+
+export async function loadNodeConfig(
+  path: string,
+  options: ParseNodeConfigOptions = {},
+): Promise<NodeConfigResult> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    return {
+      config: null,
+      errors: [
+        { file: path, section: null, key: null, line: null, message: `cannot read the config: ${reason}` },
+      ],
+      warnings: [],
+    };
+  }
+  return parseNodeConfig(text, path, options);
+}

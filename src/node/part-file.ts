@@ -1,0 +1,427 @@
+import { constants } from 'node:fs';
+import { type FileHandle, link, lstat, mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { Blake3Hasher } from '@napi-rs/blake-hash';
+import { blake3File, type FileDigest } from '../shared/blake3.js';
+import {
+  incomingDir,
+  partPath,
+  type Sidecar,
+  SidecarSchema,
+  sidecarPath,
+  sidecarTempPath,
+  storedAbsolutePath,
+  storedRelativePath,
+} from './storage-layout.js';
+
+/**
+ * The node's durable write path (DESIGN §3 invariants 3 and 5):
+ *
+ *   .incoming/<job>.part  ─append+hash─►  fsync  ─verify─►  link into place  ─►  fsync dir
+ *                                                          ─►  sidecar (tmp, fsync, rename, fsync dir)
+ *
+ * At every instant the final path holds nothing or a whole, verified file: the
+ * file only appears there after its content was checked against the expected
+ * size and BLAKE3 and fsynced. A file without a sidecar is the leftover of a
+ * crash between the two steps; `node reindex` re-verifies it.
+ */
+
+/** Bytes gathered before one write(2); also the read size when re-hashing a part. */
+export const DEFAULT_WRITE_BUFFER_BYTES = 1024 * 1024;
+const FILE_MODE = 0o640;
+
+/** A transfer's `.part` file, opened for appending, with a BLAKE3 of everything in it. */
+export class PartFile {
+  private readonly buffer: Buffer;
+  private buffered = 0;
+  private written: number;
+  private handle: FileHandle | null;
+  private broken: Error | null = null;
+  private currentHasher: Blake3Hasher;
+
+  constructor(
+    readonly path: string,
+    handle: FileHandle,
+    /** Bytes that were already in the part when it was opened (resume point). */
+    readonly bytesPresent: number,
+    hasher: Blake3Hasher,
+    buffer: Buffer,
+  ) {
+    this.handle = handle;
+    this.written = bytesPresent;
+    this.currentHasher = hasher;
+    this.buffer = buffer;
+  }
+
+  /** Fed with every byte in the part, including the ones present at open and those still buffered once flushed. */
+  get hasher(): Blake3Hasher {
+    return this.currentHasher;
+  }
+
+  /** Bytes in the part once the buffer is flushed: present at open + appended. */
+  get size(): number {
+    return this.written + this.buffered;
+  }
+
+  /** Appends `chunk` (copied into a write buffer; written in large sequential writes). */
+  async append(chunk: Uint8Array): Promise<void> {
+    this.assertUsable();
+    let offset = 0;
+    while (offset < chunk.length) {
+      if (this.buffered === 0 && chunk.length - offset >= this.buffer.length) {
+        // A chunk at least as large as the buffer goes straight to disk.
+        await this.writeOut(chunk.subarray(offset));
+        return;
+      }
+      const n = Math.min(this.buffer.length - this.buffered, chunk.length - offset);
+      this.buffer.set(chunk.subarray(offset, offset + n), this.buffered);
+      this.buffered += n;
+      offset += n;
+      if (this.buffered === this.buffer.length) await this.flush();
+    }
+  }
+
+  /** Writes the buffered bytes (no fsync). */
+  async flush(): Promise<void> {
+    this.assertUsable();
+    if (this.buffered === 0) return;
+    const pending = this.buffer.subarray(0, this.buffered);
+    await this.writeOut(pending);
+    this.buffered = 0;
+  }
+
+  /** Empties the part and starts a new hash (the source ignored our Range and sent the whole file). */
+  async reset(): Promise<void> {
+    const handle = this.assertUsable();
+    this.buffered = 0;
+    await handle.truncate(0);
+    this.written = 0;
+    this.currentHasher = new Blake3Hasher();
+  }
+
+  /** Flushes, fsyncs and closes the part; returns the size and BLAKE3 of its content. */
+  async finish(): Promise<FileDigest> {
+    const handle = this.assertUsable();
+    await this.flush();
+    await handle.sync();
+    await this.close();
+    return { size: this.written, blake3: this.currentHasher.digest('hex') };
+  }
+
+  /**
+   * Keeps what can be kept for a later resume: writes the buffered bytes (best
+   * effort, no fsync — a resume re-hashes whatever is there) and closes. Idempotent.
+   */
+  async close(): Promise<void> {
+    const handle = this.handle;
+    if (handle === null) return;
+    if (this.broken === null) await this.flush().catch(() => undefined);
+    this.handle = null;
+    await handle.close();
+  }
+
+  private assertUsable(): FileHandle {
+    if (this.broken)
+      throw new Error(`part file ${this.path} is unusable after a failed write`, { cause: this.broken });
+    if (this.handle === null) throw new Error(`part file ${this.path} is closed`);
+    return this.handle;
+  }
+
+  private async writeOut(data: Uint8Array): Promise<void> {
+    const handle = this.assertUsable();
+    try {
+      await writeFully(handle, data, this.written);
+    } catch (error) {
+      // The file may now hold bytes the hasher never saw: only a re-open (re-hash) can recover.
+      this.broken = error instanceof Error ? error : new Error(String(error));
+      throw error;
+    }
+    this.currentHasher.update(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+    this.written += data.length;
+  }
+}
+
+async function writeFully(handle: FileHandle, data: Uint8Array, position: number): Promise<void> {
+  let done = 0;
+  while (done < data.length) {
+    const { bytesWritten } = await handle.write(data, done, data.length - done, position + done);
+    if (bytesWritten <= 0) throw new Error('write(2) wrote nothing');
+    done += bytesWritten;
+  }
+}
+
+export interface OpenPartOptions {
+  /** Size of the write buffer; default 1 MiB. */
+  bufferBytes?: number;
+}
+
+/**
+ * Opens (or creates) `<root>/.incoming/<jobId>.part` for appending. What is
+ * already there is re-hashed, so a retried job resumes where it stopped.
+ */
+export async function openPart(
+  root: string,
+  jobId: number,
+  options: OpenPartOptions = {},
+): Promise<PartFile> {
+  const path = partPath(root, jobId);
+  await mkdirDurable(incomingDir(root));
+  const handle = await open(path, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, FILE_MODE);
+  try {
+    const stats = await handle.stat();
+    if (!stats.isFile()) throw new Error(`${path} is not a regular file`);
+    const buffer = Buffer.allocUnsafe(options.bufferBytes ?? DEFAULT_WRITE_BUFFER_BYTES);
+    const hasher = new Blake3Hasher();
+    let present = 0;
+    for (;;) {
+      const { bytesRead } = await handle.read(buffer, 0, buffer.length, present);
+      if (bytesRead === 0) break;
+      hasher.update(buffer.subarray(0, bytesRead));
+      present += bytesRead;
+    }
+    return new PartFile(path, handle, present, hasher, buffer);
+  } catch (error) {
+    await handle.close().catch(() => undefined);
+    throw error;
+  }
+}
+
+/** Deletes a job's part file, if any. */
+export async function removePart(root: string, jobId: number): Promise<void> {
+  await unlinkIfPresent(partPath(root, jobId));
+  await fsyncDir(incomingDir(root));
+}
+
+/** The stored file already holds different content: the node never overwrites it silently. */
+export class StoreConflictError extends Error {
+  override readonly name = 'StoreConflictError';
+  constructor(
+    readonly path: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface CommitPartOptions {
+  root: string;
+  jobId: number;
+  /** `<game_id>/<type>/<server_id>/<instance>/<filename>`; must match the sidecar's identity. */
+  relativePath: string;
+  expected: { size: number; blake3: string };
+  sidecar: Sidecar;
+  /**
+   * The digest computed while the part was written (PartFile.finish). When it is
+   * missing, or its size disagrees with the file, the part is re-read and hashed.
+   */
+  actual?: FileDigest;
+}
+
+export type CommitMismatchCode = 'size_mismatch' | 'checksum_mismatch';
+
+export type CommitResult =
+  | {
+      ok: true;
+      /** Absolute path of the stored file. */
+      path: string;
+      relativePath: string;
+      /** The file was already in place with the expected content (a retry after a crash). */
+      alreadyPresent: boolean;
+    }
+  | { ok: false; code: CommitMismatchCode; detail: string };
+
+/**
+ * Verifies a finished part and moves it into place (see the file comment).
+ * On a size or checksum mismatch the part is deleted and nothing appears
+ * under the final path. Throws StoreConflictError when the final path already
+ * holds a different file (the part is kept), and on I/O errors.
+ */
+export async function commitPart(options: CommitPartOptions): Promise<CommitResult> {
+  const { root, jobId, relativePath, expected, sidecar } = options;
+  if (storedRelativePath(sidecar) !== relativePath) {
+    throw new Error(`sidecar identity ${storedRelativePath(sidecar)} does not match ${relativePath}`);
+  }
+  if (sidecar.blake3 !== expected.blake3 || sidecar.size !== expected.size) {
+    throw new Error('sidecar blake3/size differ from the expected digest');
+  }
+  const part = partPath(root, jobId);
+  const target = storedAbsolutePath(root, relativePath);
+  const targetDir = dirname(target);
+
+  const partStats = await lstatIfPresent(part);
+  if (partStats === null) {
+    // No part: a retry after a crash between the move and the sidecar finds the file in place.
+    if ((await lstatIfPresent(target)) === null) throw new Error(`no part file ${part} to commit`);
+    await adoptExisting(target, expected);
+    await writeSidecar(root, jobId, target, sidecar, true);
+    return { ok: true, path: target, relativePath, alreadyPresent: true };
+  }
+  if (!partStats.isFile()) throw new Error(`${part} is not a regular file`);
+
+  if (partStats.size !== expected.size) {
+    await removePart(root, jobId);
+    return {
+      ok: false,
+      code: 'size_mismatch',
+      detail: `received ${partStats.size} bytes, expected ${expected.size}`,
+    };
+  }
+  const digest =
+    options.actual !== undefined && options.actual.size === partStats.size
+      ? options.actual
+      : await blake3File(part);
+  if (digest.blake3 !== expected.blake3) {
+    await removePart(root, jobId);
+    return {
+      ok: false,
+      code: 'checksum_mismatch',
+      detail: `blake3 of the received ${partStats.size} bytes is ${digest.blake3}, expected ${expected.blake3}`,
+    };
+  }
+
+  await mkdirDurable(targetDir);
+  let alreadyPresent = false;
+  try {
+    // link(2) never replaces an existing file, unlike rename(2): no window for a silent overwrite.
+    await link(part, target);
+  } catch (error) {
+    const code = errorCode(error);
+    if (code === 'EEXIST') {
+      await adoptExisting(target, expected);
+      alreadyPresent = true;
+    } else if (code !== undefined && LINK_UNSUPPORTED.has(code)) {
+      if ((await lstatIfPresent(target)) !== null) {
+        await adoptExisting(target, expected);
+        alreadyPresent = true;
+      } else {
+        await rename(part, target);
+      }
+    } else {
+      throw error;
+    }
+  }
+  await fsyncDir(targetDir);
+  await removePart(root, jobId);
+  await writeSidecar(root, jobId, target, sidecar, alreadyPresent);
+  return { ok: true, path: target, relativePath, alreadyPresent };
+}
+
+/** File systems without hard links: fall back to check-then-rename. */
+const LINK_UNSUPPORTED = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EMLINK', 'EXDEV']);
+
+/** Accepts a file already at `target` only when it is exactly the expected content. */
+async function adoptExisting(target: string, expected: { size: number; blake3: string }): Promise<void> {
+  const stats = await lstat(target);
+  if (!stats.isFile()) {
+    throw new StoreConflictError(
+      target,
+      `${target} already exists and is not a regular file; refusing to replace it`,
+    );
+  }
+  const existing = stats.size === expected.size ? await blake3File(target) : { size: stats.size, blake3: '' };
+  if (existing.size !== expected.size || existing.blake3 !== expected.blake3) {
+    throw new StoreConflictError(
+      target,
+      `${target} already exists with different content (${existing.size} bytes${
+        existing.blake3 ? `, blake3 ${existing.blake3}` : ''
+      }; expected ${expected.size} bytes, blake3 ${expected.blake3}); refusing to overwrite it`,
+    );
+  }
+}
+
+/**
+ * Writes `<target>.ubmeta.json` atomically. When the file was already in place,
+ * a valid sidecar for the same backup is kept as it is, and one naming another
+ * backup is a conflict (two catalog entries must not share one file).
+ */
+async function writeSidecar(
+  root: string,
+  jobId: number,
+  target: string,
+  sidecar: Sidecar,
+  alreadyPresent: boolean,
+): Promise<void> {
+  const finalPath = sidecarPath(target);
+  if (alreadyPresent) {
+    const existing = await readSidecar(finalPath);
+    if (existing !== null && existing.blake3 === sidecar.blake3) {
+      if (existing.backup_id === sidecar.backup_id) return;
+      throw new StoreConflictError(
+        target,
+        `${target} is already stored for backup ${existing.backup_id} (report ${existing.report_id}); not recording it again for backup ${sidecar.backup_id}`,
+      );
+    }
+  }
+  const tmp = sidecarTempPath(root, jobId);
+  const handle = await open(tmp, 'w', FILE_MODE);
+  try {
+    await handle.writeFile(`${JSON.stringify(SidecarSchema.parse(sidecar), null, 2)}\n`, 'utf8');
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await rename(tmp, finalPath);
+  await fsyncDir(dirname(finalPath));
+}
+
+/** A sidecar's content, or null when it is missing or not a valid sidecar. */
+export async function readSidecar(path: string): Promise<Sidecar | null> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    if (errorCode(error) === 'ENOENT') return null;
+    throw error;
+  }
+  try {
+    const parsed = SidecarSchema.safeParse(JSON.parse(text));
+    return parsed.success ? parsed.data : null;
+  } catch {
+    return null;
+  }
+}
+
+/** mkdir -p that also fsyncs the parent of every directory it created. */
+async function mkdirDurable(dir: string): Promise<void> {
+  const first = await mkdir(dir, { recursive: true });
+  if (first === undefined) return;
+  // Created: first … dir. Each one's entry lives in its parent.
+  const created: string[] = [];
+  for (let d = dir; ; d = dirname(d)) {
+    created.push(d);
+    if (d === first || dirname(d) === d) break;
+  }
+  for (const d of created.reverse()) await fsyncDir(dirname(d));
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+async function unlinkIfPresent(path: string): Promise<void> {
+  try {
+    await unlink(path);
+  } catch (error) {
+    if (errorCode(error) !== 'ENOENT') throw error;
+  }
+}
+
+async function lstatIfPresent(path: string): Promise<Awaited<ReturnType<typeof lstat>> | null> {
+  try {
+    return await lstat(path);
+  } catch (error) {
+    if (errorCode(error) === 'ENOENT') return null;
+    throw error;
+  }
+}
+
+function errorCode(error: unknown): string | undefined {
+  return typeof error === 'object' && error !== null && 'code' in error
+    ? String((error as { code: unknown }).code)
+    : undefined;
+}
