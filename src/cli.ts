@@ -12,6 +12,7 @@ import { runAgentServe } from './agent/serve-command.js';
 import { CatalogUrlError } from './catalog/catalog-url.js';
 import { migrateCatalog } from './catalog/database.js';
 import { startDemo } from './demo/demo.js';
+import { NodeStartError, startNodeDaemon } from './node/node-daemon.js';
 import { createLogger, runServerUntilSignal } from './server/server-process.js';
 import {
   DEFAULT_SERVER_FLAGS,
@@ -180,11 +181,27 @@ program
       `  Backups:    curl -s -H 'Authorization: Bearer ${demo.adminToken}' '${demo.url}/api/v1/backups?limit=10'`,
     );
     out(`  Files:      ${demo.dir}   (agent.conf, scripts/, host-backups/, server/catalog.db)`);
+    out(`  Stored:     ${demo.storageDir}   (what the demo storage node pulled and verified)`);
     out(
       `The sample scripts ran once and now run every ${flags.interval} s; one instance is unregistered (illegal),`,
     );
     out('one fails now and then. Press Ctrl-C to stop.');
     stopOnSignal(log, () => demo.stop());
+  });
+
+program
+  .command('node')
+  .description('a storage node: leases transfer jobs, pulls and verifies files, stores them')
+  .addOption(
+    new Option('--config <file>', 'node config (INI, compatible with the old storage node)')
+      .env('UBACKUP_NODE_CONFIG')
+      .default('/etc/ubackup/node.conf'),
+  )
+  .addOption(new Option('--log-level <level>', 'pino log level').env('UBACKUP_LOG_LEVEL').default('info'))
+  .action(async (flags: { config: string; logLevel: string }) => {
+    const log = createLogger(flags.logLevel, 'ubackup-node');
+    const node = await startNodeDaemon({ configPath: flags.config, log });
+    stopOnSignal(log, () => node.stop());
   });
 
 const admin = program
@@ -318,7 +335,7 @@ admin
     });
   });
 
-const EXPECTED_ERRORS = [SettingsError, CatalogUrlError, AdminInputError, AgentStartError];
+const EXPECTED_ERRORS = [SettingsError, CatalogUrlError, AdminInputError, AgentStartError, NodeStartError];
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   if (EXPECTED_ERRORS.some((kind) => error instanceof kind)) {

@@ -111,7 +111,7 @@ export async function ensureCredential(
         new Date().toISOString(),
       );
       log.info(`enrolled with ${global.serverUrl} as server_id ${global.serverId}`);
-      if (result.ticketPublicKey !== null && result.ticketPublicKey !== state.ticketPublicKey()) {
+      if (result.ticketPublicKey !== undefined && result.ticketPublicKey !== state.ticketPublicKey()) {
         try {
           await state.setTicketPublicKey(result.ticketPublicKey);
         } catch (error) {

@@ -35,8 +35,8 @@ export type EnrollResult =
   | {
       kind: 'enrolled';
       credential: string;
-      /** The server's ticket key (base64 SPKI DER) when the response carried a valid one. */
-      ticketPublicKey: string | null;
+      /** The server's ticket key (base64 SPKI DER); present only when the response carried a valid one. */
+      ticketPublicKey?: string;
     }
   | { kind: 'rejected'; status: number; code: string; message: string }
   | { kind: 'retry'; reason: string; status: number | null };
@@ -215,10 +215,11 @@ export async function enroll(
       const parsed = EnrollResponseSchema.safeParse(JSON.parse(answer.text));
       if (parsed.success) {
         const key = parsed.data.ticket_public_key;
+        const valid = key !== undefined && parseTicketPublicKey(key) !== null;
         return {
           kind: 'enrolled',
           credential: parsed.data.credential,
-          ticketPublicKey: key !== undefined && parseTicketPublicKey(key) !== null ? key : null,
+          ...(valid ? { ticketPublicKey: key } : {}),
         };
       }
     } catch {

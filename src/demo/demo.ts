@@ -8,10 +8,18 @@ import { createUser } from '../admin/create-user.js';
 import { startAgentDaemon } from '../agent/agent-daemon.js';
 import { runOnce } from '../agent/run-once.js';
 import type { Catalog } from '../catalog/database.js';
+import { startNodeDaemon } from '../node/node-daemon.js';
 import { hashPassword } from '../server/auth/password.js';
 import { type RunningServer, startServer } from '../server/server-process.js';
 import { resolveServerSettings } from '../server/server-settings.js';
-import { SAMPLE_GAME_ID, SAMPLE_INSTANCES, SAMPLE_SERVER_ID, writeSampleHost } from './sample-fleet.js';
+import { freePort } from '../shared/free-port.js';
+import {
+  SAMPLE_GAME_ID,
+  SAMPLE_INSTANCES,
+  SAMPLE_SERVER_ID,
+  writeSampleHost,
+  writeSampleNode,
+} from './sample-fleet.js';
 
 export interface DemoOptions {
   listen: string;
@@ -25,6 +33,8 @@ export interface RunningDemo {
   url: string;
   dir: string;
   login: { user: string; password: string };
+  /** Where the demo's storage node keeps what it pulled. */
+  storageDir: string;
   adminToken: string;
   stop(): Promise<void>;
 }
@@ -136,17 +146,26 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
     serverUrl: server.url,
     enrollToken,
     intervalSeconds: options.intervalSeconds,
+    filePort: await freePort(),
   });
+  const nodeConfig = await writeSampleNode(dir, { serverUrl: server.url, enrollToken });
 
   const agentLog = options.log.child({ name: 'ubackup-agent' });
   await runOnce({ configPath: host.configPath, log: agentLog });
   const agent = await startAgentDaemon({ configPath: host.configPath, log: agentLog });
+  const node = await startNodeDaemon({
+    configPath: nodeConfig,
+    log: options.log.child({ name: 'ubackup-node' }),
+    idlePollMs: 1000,
+  });
   return {
+    storageDir: join(dir, 'node-storage'),
     url: server.url,
     dir,
     login: { user, password },
     adminToken,
     stop: async () => {
+      await node.stop();
       await agent.stop();
       await server.close();
     },

@@ -107,7 +107,7 @@ export interface SampleHost {
 /** Writes the scripts and the agent config under `dir`. */
 export async function writeSampleHost(
   dir: string,
-  options: { serverUrl: string; enrollToken: string; intervalSeconds: number },
+  options: { serverUrl: string; enrollToken: string; intervalSeconds: number; filePort: number },
 ): Promise<SampleHost> {
   const scripts = join(dir, 'scripts');
   const backupRoot = join(dir, 'host-backups');
@@ -134,6 +134,7 @@ export async function writeSampleHost(
     `enroll_token = ${options.enrollToken}`,
     `state_dir = ${join(dir, 'agent-state')}`,
     'my_ip = 127.0.0.1',
+    `listen = 127.0.0.1:${options.filePort}`,
     `interval = ${options.intervalSeconds}`,
     'jitter = 5',
     '',
@@ -165,4 +166,31 @@ export async function writeSampleHost(
   const configPath = join(dir, 'agent.conf');
   await writeFile(configPath, lines.join('\n'));
   return { configPath, backupRoot };
+}
+
+/** The demo's storage node: stores what the sample host reports under `<dir>/node-storage`. */
+export async function writeSampleNode(
+  dir: string,
+  options: { serverUrl: string; enrollToken: string },
+): Promise<string> {
+  const root = join(dir, 'node-storage');
+  await mkdir(root, { recursive: true });
+  const path = join(dir, 'node.conf');
+  await writeFile(
+    path,
+    [
+      '# The demo storage node. Same keys as the old storage node; see docs/operations.md.',
+      '[global]',
+      `server_url = ${options.serverUrl}`,
+      `enroll_token = ${options.enrollToken}`,
+      `state_dir = ${join(dir, 'node-state')}`,
+      'name = demo-node',
+      `server_root_path = ${root}`,
+      'reserve = 256M',
+      'work_thread = 2',
+      'heartbeat = 2',
+      '',
+    ].join('\n'),
+  );
+  return path;
 }

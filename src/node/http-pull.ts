@@ -119,18 +119,20 @@ async function pull(
   }
 
   const part = await openPart(root, job.job_id);
+  let result: PullHttpResult | undefined;
   try {
     if (part.size > job.size) await part.reset();
     options.onProgress?.(part.size);
-    if (part.size < job.size) {
-      const outcome = await download(options, url, part, progress);
-      if (outcome !== null) return outcome;
-    }
+    if (part.size < job.size) result = (await download(options, url, part, progress)) ?? undefined;
     // Here the part holds all the bytes the agent has (or said it has): verify and commit.
-    const digest = await part.finish();
-    return await commitAndReport(options, relativePath, digest, progress.bytesTransferred);
+    result ??= await commitAndReport(options, relativePath, await part.finish(), progress.bytesTransferred);
+    return result;
   } finally {
     await part.close();
+    // Keep a part only when it can help a resume: not an empty one, not one whose source is gone.
+    if (result?.ok !== true && (part.size === 0 || result?.code === 'source_missing')) {
+      await removePart(root, job.job_id).catch(() => undefined);
+    }
   }
 }
 

@@ -353,6 +353,7 @@ async function writeSidecar(
     }
   }
   const tmp = sidecarTempPath(root, jobId);
+  await mkdirDurable(incomingDir(root));
   const handle = await open(tmp, 'w', FILE_MODE);
   try {
     await handle.writeFile(`${JSON.stringify(SidecarSchema.parse(sidecar), null, 2)}\n`, 'utf8');

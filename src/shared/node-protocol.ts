@@ -27,6 +27,8 @@ export const NodeEnrollRequestSchema = z.strictObject({
   address: z.string().max(300).nullable().default(null),
   weight: z.number().int().min(1).max(256),
   reserve_bytes: z.number().int().nonnegative(),
+  /** The node's configured total bandwidth (bytes/s, 0 = unlimited); the central value wins afterwards. */
+  max_bandwidth: z.number().int().nonnegative().default(0),
   version: z.string().max(64),
 });
 export const NodeEnrollResponseSchema = z.object({

@@ -69,6 +69,10 @@ export function verifyTicket(ticket: string, publicKey: KeyObject, nowMs: number
     valid = false;
   }
   if (!valid) return { ok: false, problem: 'bad_signature' };
+  // One ticket, one spelling: base64url decoding ignores a last character's unused bits.
+  if (payload.toString('base64url') !== parts[0] || signature.toString('base64url') !== parts[1]) {
+    return { ok: false, problem: 'malformed' };
+  }
   let json: unknown;
   try {
     json = JSON.parse(payload.toString('utf8'));
@@ -77,7 +81,8 @@ export function verifyTicket(ticket: string, publicKey: KeyObject, nowMs: number
   }
   const claims = TicketClaimsSchema.safeParse(json);
   if (!claims.success) return { ok: false, problem: 'invalid_claims' };
-  if (claims.data.exp <= nowMs) return { ok: false, problem: 'expired' };
+  // Written so that a clock that is not a number (NaN) fails closed.
+  if (!(claims.data.exp > nowMs)) return { ok: false, problem: 'expired' };
   return { ok: true, claims: claims.data };
 }
 

@@ -152,6 +152,7 @@ describe('the legacy client-uuzuback.conf', () => {
       stateDir: '/var/lib/ubackup/agent',
       myIp: '10.0.2.62',
       listen: { host: '0.0.0.0', port: 8873 },
+      tls: null,
       intervalSeconds: 3600,
       timezone: TZ,
       jitterSeconds: 30,
@@ -186,6 +187,8 @@ enroll_token = abc#def
 state_dir = /srv/ubackup/state
 my_ip = fd00::62
 listen = [::]:9000
+tls_cert = /etc/ubackup/agent-cert.pem
+tls_key = /etc/ubackup/agent-key.pem
 interval = 30m
 tz = UTC
 jitter = 0
@@ -199,6 +202,7 @@ jitter = 0
       stateDir: '/srv/ubackup/state',
       myIp: 'fd00::62',
       listen: { host: '::', port: 9000 },
+      tls: { certFile: '/etc/ubackup/agent-cert.pem', keyFile: '/etc/ubackup/agent-key.pem' },
       intervalSeconds: 1800,
       timezone: 'UTC',
       jitterSeconds: 0,
@@ -374,6 +378,8 @@ describe('an error fails only its section', () => {
     ['interval', 'interval = -5', 'not a duration'],
     ['jitter', 'jitter = lots', 'not a duration'],
     ['tz', 'tz = +08:00', 'not an IANA time zone'],
+    ['tls_cert', 'tls_cert = cert.pem', 'not an absolute path'],
+    ['tls_key', 'tls_key = ./key.pem', 'not an absolute path'],
   ])('a bad [global] %s: %s', (key, line, message) => {
     const text = `${GLOBAL.split('\n')
       .filter((l) => !l.startsWith(`${key} =`))
@@ -384,6 +390,25 @@ describe('an error fails only its section', () => {
     const error = issueFor(result.errors, 'global', key);
     expect(error.line).toBe(lineOf(text, line));
     expect(error.message).toContain(message);
+  });
+
+  it.each<[string, string, string]>([
+    ['tls_cert', 'tls_key', 'tls_key = /etc/ubackup/agent-key.pem'],
+    ['tls_key', 'tls_cert', 'tls_cert = /etc/ubackup/agent-cert.pem'],
+  ])('requires tls_cert and tls_key together: %s is missing next to %s', (missing, present, line) => {
+    const text = `${GLOBAL}${line}\n\n${MYSQL}`;
+    const result = parseAgentConfig(text, FILE, { hostTimeZone: TZ });
+    expect(result.global).toBeNull();
+    expect(names(result)).toEqual(['mysql3306']);
+    const error = issueFor(result.errors, 'global', missing);
+    expect(error.line).toBe(lineOf(text, line));
+    expect(error.message).toContain(`${missing} is missing: ${present} is set`);
+  });
+
+  it('treats empty tls_cert and tls_key as unset (plain HTTP)', () => {
+    const result = parse(`${GLOBAL}tls_cert =\ntls_key =\n`, MYSQL);
+    expect(result.errors).toEqual([]);
+    expect(result.global?.tls).toBeNull();
   });
 
   it('reports a duplicate (back_type, instance) on the later section', () => {

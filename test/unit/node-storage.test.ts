@@ -24,6 +24,12 @@ import { makeTempDir, type TempDir } from '../support/temp-dir.js';
 
 const run = promisify(execFile);
 
+/** Byte-for-byte equality (vitest's deep equality is far too slow for megabytes). */
+function expectSameBytes(actual: Buffer, expected: Buffer): void {
+  expect(actual.length).toBe(expected.length);
+  expect(actual.equals(expected), 'contents differ').toBe(true);
+}
+
 function hex(data: Buffer): string {
   return blake3(data).toString('hex');
 }
@@ -93,8 +99,12 @@ describe('storage layout', () => {
 
   it('refuses names the node uses itself', () => {
     expect(() => storedRelativePath({ ...IDENTITY, game_id: '.incoming' })).toThrow(/game_id.*reserved/);
-    expect(() => storedRelativePath({ ...IDENTITY, filename: 'x.tar.ubmeta.json' })).toThrow(/filename.*reserved/);
-    expect(storedRelativePath({ ...IDENTITY, type: '.incoming' })).toBe('31/.incoming/011111/3306/full-20260115.tar.gz');
+    expect(() => storedRelativePath({ ...IDENTITY, filename: 'x.tar.ubmeta.json' })).toThrow(
+      /filename.*reserved/,
+    );
+    expect(storedRelativePath({ ...IDENTITY, type: '.incoming' })).toBe(
+      '31/.incoming/011111/3306/full-20260115.tar.gz',
+    );
   });
 
   it('refuses a job id that is not a non-negative integer', () => {
@@ -176,7 +186,7 @@ describe('part file and commit', () => {
     await again.append(data.subarray(3010)); // larger than the buffer: written directly
     const digest = await again.finish();
     expect(digest).toEqual({ size: data.length, blake3: hex(data) });
-    expect(await readFile(partPath(root, 1))).toEqual(data);
+    expectSameBytes(await readFile(partPath(root, 1)), data);
   });
 
   it('reset empties the part and the hash', async () => {
@@ -210,7 +220,7 @@ describe('part file and commit', () => {
     });
     const target = storedAbsolutePath(root, relativePath);
     expect(result).toEqual({ ok: true, path: target, relativePath, alreadyPresent: false });
-    expect(await readFile(target)).toEqual(data);
+    expectSameBytes(await readFile(target), data);
     expect(await readSidecar(sidecarPath(target))).toEqual(sidecar);
     expect((await stat(target)).nlink).toBe(1);
     expect(await listTree(root)).toEqual([
@@ -258,7 +268,11 @@ describe('part file and commit', () => {
       expected: { size: data.length, blake3: hex(data) },
       sidecar: sidecarFor(data),
     });
-    expect(result).toMatchObject({ ok: false, code: 'size_mismatch', detail: 'received 999 bytes, expected 1000' });
+    expect(result).toMatchObject({
+      ok: false,
+      code: 'size_mismatch',
+      detail: 'received 999 bytes, expected 1000',
+    });
     expect(await listTree(root)).toEqual([]);
   });
 
@@ -310,8 +324,8 @@ describe('part file and commit', () => {
     });
     await expect(commit).rejects.toBeInstanceOf(StoreConflictError);
     await expect(commit).rejects.toThrow(/already exists with different content/);
-    expect(await readFile(target)).toEqual(other);
-    expect(await readFile(partPath(root, 8))).toEqual(data);
+    expectSameBytes(await readFile(target), other);
+    expectSameBytes(await readFile(partPath(root, 8)), data);
   });
 
   it('refuses to record the same file for another backup', async () => {

@@ -42,7 +42,10 @@ class ManualClock {
   async runAll(limit = 10_000): Promise<void> {
     for (let i = 0; i < limit; i++) {
       await settle();
-      const next = this.timers.reduce<number | null>((min, t) => (min === null || t.at < min ? t.at : min), null);
+      const next = this.timers.reduce<number | null>(
+        (min, t) => (min === null || t.at < min ? t.at : min),
+        null,
+      );
       if (next === null) return;
       await this.advance(next - this.time);
     }

@@ -22,7 +22,7 @@ export async function sweepExpiredLeases(
         updated_at: nowMs,
       })
       .where('state', '=', 'leased')
-      .where('lease_expires_at', '<', nowMs)
+      .where('lease_expires_at', '<=', nowMs)
       .whereRef('attempts', '>=', 'max_attempts')
       .executeTakeFirst();
     const requeued = await trx
@@ -36,7 +36,7 @@ export async function sweepExpiredLeases(
         updated_at: nowMs,
       })
       .where('state', '=', 'leased')
-      .where('lease_expires_at', '<', nowMs)
+      .where('lease_expires_at', '<=', nowMs)
       .executeTakeFirst();
     return { requeued: Number(requeued.numUpdatedRows), dead: Number(dead.numUpdatedRows) };
   });

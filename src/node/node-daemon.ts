@@ -1,0 +1,391 @@
+import { mkdir, rm } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { z } from 'zod';
+import { formatIssue } from '../agent/config.js';
+import type { AgentLog } from '../agent/delivery.js';
+import {
+  HeartbeatResponseSchema,
+  type JobFailureCode,
+  type LeasedJob,
+  LeaseResponseSchema,
+  NodeEnrollResponseSchema,
+} from '../shared/node-protocol.js';
+import { UBACKUP_VERSION } from '../shared/version.js';
+import { loadNodeConfig, type NodeConfig } from './config.js';
+import { freeSpace } from './disk-space.js';
+import { pullHttp } from './http-pull.js';
+import { callServer } from './node-client.js';
+import { type NodeState, readNodeState, writeNodeState } from './node-state.js';
+import { incomingDir, sidecarPath } from './storage-layout.js';
+import { TokenBucket } from './token-bucket.js';
+
+/**
+ * `ubackup node`: enrolls once, then runs two loops until stopped. The
+ * heartbeat loop reports disk and transfers and takes the central settings
+ * (weight, bandwidth, paused by admin) from each reply. The lease loop keeps up
+ * to `weight` transfers running: it leases only when neither paused by an
+ * admin nor under its reserve, and each transfer renews its lease with
+ * progress reports, pulls and verifies the file, and completes or fails the
+ * job. A transfer whose lease is lost stops, and a file stored after its lease
+ * went to another node is removed, so each job ends on exactly one node.
+ */
+
+export class NodeStartError extends Error {
+  override name = 'NodeStartError';
+}
+
+export interface NodeDaemonOptions {
+  configPath: string;
+  log: AgentLog;
+  /** Time without a byte from the agent before a transfer is cut (default 60 s). */
+  stallTimeoutMs?: number;
+  /** How long the lease loop waits when there was nothing to lease (default 2 s). */
+  idlePollMs?: number;
+}
+
+export interface NodeDaemon {
+  readonly name: string;
+  stop(): Promise<void>;
+}
+
+interface Transfer {
+  job: LeasedJob;
+  bytesDone: number;
+  abort: AbortController;
+  done: Promise<void>;
+}
+
+interface CentralSettings {
+  weight: number;
+  maxBandwidth: number;
+  pausedByAdmin: boolean;
+  leaseSeconds: number;
+  heartbeatSeconds: number;
+}
+
+const OkSchema = z.object({ ok: z.literal(true) });
+const ProgressSchema = z.object({ lease_expires_at: z.string() });
+const FailSchema = z.object({ state: z.enum(['queued', 'dead']), next_attempt_at: z.string().nullable() });
+
+export async function loadConfigOrThrow(configPath: string, log: AgentLog): Promise<NodeConfig> {
+  const loaded = await loadNodeConfig(configPath);
+  for (const warning of loaded.warnings) log.warn(formatIssue(warning));
+  for (const error of loaded.errors) log.error(formatIssue(error));
+  if (loaded.config === null) {
+    throw new NodeStartError(
+      `${configPath} has errors, so the node cannot start:\n  ${loaded.errors.map(formatIssue).join('\n  ')}`,
+    );
+  }
+  return loaded.config;
+}
+
+/** The stored credential, or a new one from the server (retrying while the server is unreachable). */
+async function ensureEnrolled(
+  config: NodeConfig,
+  log: AgentLog,
+  stopped: () => boolean,
+): Promise<NodeState | null> {
+  const existing = await readNodeState(config.stateDir);
+  if (existing && existing.name === config.name) return existing;
+  if (existing)
+    log.warn(
+      `the stored credential is for node ${existing.name}, the config says ${config.name}: enrolling again`,
+    );
+  if (config.enrollToken === null) {
+    throw new NodeStartError(
+      `node ${config.name} has no credential in ${config.stateDir} and the config has no enroll_token: ` +
+        'add "enroll_token = <token from ubackup admin token create --role enroll>"',
+    );
+  }
+  for (let attempt = 1; !stopped(); attempt += 1) {
+    const answer = await callServer(
+      config.serverUrl,
+      config.enrollToken,
+      'api/v1/nodes/enroll',
+      {
+        name: config.name,
+        cluster: config.cluster,
+        address: null,
+        weight: config.weight,
+        reserve_bytes: config.reserveBytes,
+        max_bandwidth: config.maxBandwidthBytesPerSecond,
+        version: UBACKUP_VERSION,
+      },
+      NodeEnrollResponseSchema,
+    );
+    if (answer.ok) {
+      const state: NodeState = {
+        node_id: answer.data.node_id,
+        name: answer.data.name,
+        cluster: answer.data.cluster,
+        credential: answer.data.credential,
+        server_url: config.serverUrl,
+        enrolled_at: new Date().toISOString(),
+      };
+      await writeNodeState(config.stateDir, state);
+      log.info(`enrolled as node ${state.name} (id ${state.node_id}) in cluster ${state.cluster}`);
+      return state;
+    }
+    const level = answer.status !== null && answer.status >= 400 && answer.status < 500 ? 'error' : 'warn';
+    log[level](`cannot enroll node ${config.name} yet: ${answer.code}: ${answer.message}`);
+    await sleep(Math.min(60_000, 1000 * 2 ** Math.min(attempt, 6)));
+  }
+  return null;
+}
+
+export async function startNodeDaemon(options: NodeDaemonOptions): Promise<NodeDaemon> {
+  const { log } = options;
+  const config = await loadConfigOrThrow(options.configPath, log);
+  await mkdir(incomingDir(config.rootPath), { recursive: true });
+  let stopped = false;
+  const state = await ensureEnrolled(config, log, () => stopped);
+  if (!state) throw new NodeStartError('stopped before enrolling');
+  const bearer = state.credential;
+  const central: CentralSettings = {
+    weight: config.weight,
+    maxBandwidth: config.maxBandwidthBytesPerSecond,
+    pausedByAdmin: false,
+    leaseSeconds: 60,
+    heartbeatSeconds: config.heartbeatSeconds,
+  };
+  const nodeBucket = new TokenBucket({ bytesPerSecond: central.maxBandwidth });
+  const transfers = new Map<number, Transfer>();
+  let pausedReserve = false;
+  let bytesSinceBeat = 0;
+  let lastBeat = Date.now();
+  // Sleeping loops; `wakeAll` ends every nap at once (stop, a free slot, new central settings).
+  const sleepers = new Set<() => void>();
+  const nap = (ms: number): Promise<void> =>
+    new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        sleepers.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      sleepers.add(done);
+    });
+  const wakeAll = (): void => {
+    for (const done of [...sleepers]) done();
+  };
+
+  /** Bytes the running transfers will still write. */
+  const inFlightRemaining = (): number =>
+    [...transfers.values()].reduce((sum, t) => sum + Math.max(0, t.job.size - t.bytesDone), 0);
+
+  const heartbeat = async (): Promise<void> => {
+    const disk = await freeSpace(config.rootPath);
+    const seconds = Math.max(0.001, (Date.now() - lastBeat) / 1000);
+    const answer = await callServer(
+      config.serverUrl,
+      bearer,
+      'api/v1/nodes/heartbeat',
+      {
+        disk_total_bytes: disk.totalBytes,
+        disk_free_bytes: disk.freeBytes,
+        reserve_bytes: config.reserveBytes,
+        paused_reserve: pausedReserve,
+        in_flight: [...transfers.values()].map((t) => ({ job_id: t.job.job_id, bytes_done: t.bytesDone })),
+        bytes_per_second: bytesSinceBeat / seconds,
+        version: UBACKUP_VERSION,
+      },
+      HeartbeatResponseSchema,
+    );
+    bytesSinceBeat = 0;
+    lastBeat = Date.now();
+    if (!answer.ok) {
+      log.warn(`heartbeat failed: ${answer.code}: ${answer.message}`);
+      return;
+    }
+    const reply = answer.data;
+    if (reply.paused_by_admin !== central.pausedByAdmin) {
+      log.warn(
+        reply.paused_by_admin
+          ? 'paused by an admin: finishing running transfers, leasing nothing'
+          : 'resumed by an admin',
+      );
+    }
+    if (reply.max_bandwidth !== central.maxBandwidth) nodeBucket.setRate(reply.max_bandwidth);
+    const leaseMore = reply.weight > central.weight || (central.pausedByAdmin && !reply.paused_by_admin);
+    central.weight = reply.weight;
+    central.maxBandwidth = reply.max_bandwidth;
+    central.pausedByAdmin = reply.paused_by_admin;
+    central.leaseSeconds = reply.lease_seconds;
+    central.heartbeatSeconds = reply.heartbeat_seconds;
+    if (leaseMore) wakeAll();
+  };
+
+  const heartbeatLoop = (async () => {
+    while (!stopped) {
+      try {
+        await heartbeat();
+      } catch (error) {
+        log.error(`heartbeat failed: ${error instanceof Error ? error.message : String(error)}`);
+      }
+      await nap(central.heartbeatSeconds * 1000);
+    }
+  })();
+
+  const report = async (job: LeasedJob, path: string, body: unknown, schema: z.ZodType) =>
+    callServer(config.serverUrl, bearer, `api/v1/jobs/${job.job_id}/${path}`, body, schema);
+
+  const runTransfer = (job: LeasedJob): void => {
+    const abort = new AbortController();
+    const transfer: Transfer = { job, bytesDone: 0, abort, done: Promise.resolve() };
+    transfers.set(job.job_id, transfer);
+    let leaseLost = false;
+    const renew = setInterval(
+      () => {
+        void report(job, 'progress', { bytes_done: transfer.bytesDone }, ProgressSchema).then((answer) => {
+          if (!answer.ok && answer.code === 'lease_lost') {
+            leaseLost = true;
+            log.warn(`job ${job.job_id}: lease lost (${answer.message}); stopping the transfer`);
+            abort.abort();
+          }
+        });
+      },
+      Math.max(1000, (central.leaseSeconds * 1000) / 3),
+    );
+    const perTransfer = new TokenBucket({ bytesPerSecond: config.perTransferBytesPerSecond });
+    transfer.done = (async () => {
+      try {
+        if (job.source.transport !== 'http') {
+          await fail(job, 'transient', `transport ${job.source.transport} is not supported by this node`);
+          return;
+        }
+        let last = 0;
+        const result = await pullHttp({
+          job,
+          root: config.rootPath,
+          limiters: [nodeBucket, perTransfer],
+          timeoutMs: options.stallTimeoutMs ?? 60_000,
+          signal: abort.signal,
+          onProgress: (bytes) => {
+            bytesSinceBeat += Math.max(0, bytes - last);
+            last = bytes;
+            transfer.bytesDone = bytes;
+          },
+        });
+        if (stopped || leaseLost) return;
+        if (!result.ok) {
+          await fail(job, result.code, result.error);
+          return;
+        }
+        const done = await report(
+          job,
+          'complete',
+          { path: result.relativePath, blake3: result.blake3, size: result.size },
+          OkSchema,
+        );
+        if (done.ok) {
+          log.info(
+            `job ${job.job_id}: stored ${result.relativePath} (${result.size} bytes, blake3 verified)`,
+          );
+        } else if (done.code === 'lease_lost') {
+          // Another node has this job now: this copy must not become a second one.
+          await rm(sidecarPath(result.path), { force: true });
+          await rm(result.path, { force: true });
+          log.warn(
+            `job ${job.job_id}: the lease went to another node before completion; removed ${result.relativePath}`,
+          );
+        } else {
+          log.error(`job ${job.job_id}: complete was refused: ${done.code}: ${done.message}`);
+        }
+      } catch (error) {
+        log.error(`job ${job.job_id}: ${error instanceof Error ? error.message : String(error)}`);
+        if (!stopped && !leaseLost)
+          await fail(job, 'transient', error instanceof Error ? error.message : String(error));
+      } finally {
+        clearInterval(renew);
+        transfers.delete(job.job_id);
+        if (config.pauseBetweenPullsSeconds > 0 && !stopped)
+          await sleep(config.pauseBetweenPullsSeconds * 1000);
+        wakeAll();
+      }
+    })();
+  };
+
+  const fail = async (job: LeasedJob, code: JobFailureCode, error: string): Promise<void> => {
+    const answer = await callServer(
+      config.serverUrl,
+      bearer,
+      `api/v1/jobs/${job.job_id}/fail`,
+      { code, error: error.slice(0, 4000) },
+      FailSchema,
+    );
+    if (answer.ok) {
+      const outcome =
+        answer.data.state === 'dead' ? 'the job is dead' : `retry after ${answer.data.next_attempt_at}`;
+      log.error(
+        `job ${job.job_id} (${job.server_id}/${job.type}/${job.instance}/${job.filename}) failed: ${code}: ${error}; ${outcome}`,
+      );
+    } else {
+      log.error(`job ${job.job_id}: could not report its failure (${answer.code}); its lease will expire`);
+    }
+  };
+
+  const leaseLoop = (async () => {
+    while (!stopped) {
+      try {
+        const free = transfers.size < central.weight && !central.pausedByAdmin;
+        if (!free) {
+          await nap(1000);
+          continue;
+        }
+        const disk = await freeSpace(config.rootPath);
+        const usable = disk.freeBytes - inFlightRemaining();
+        const underReserve = usable < config.reserveBytes;
+        if (underReserve !== pausedReserve) {
+          pausedReserve = underReserve;
+          if (underReserve) {
+            log.warn(
+              `free space ${usable} bytes (after transfers in flight) is under the reserve of ${config.reserveBytes} bytes: leasing nothing until space returns`,
+            );
+          } else {
+            log.warn('free space is above the reserve again: leasing resumes');
+          }
+        }
+        if (underReserve) {
+          await nap(options.idlePollMs ?? 2000);
+          continue;
+        }
+        const answer = await callServer(
+          config.serverUrl,
+          bearer,
+          'api/v1/nodes/lease',
+          {
+            slots: central.weight - transfers.size,
+            free_bytes: Math.max(0, disk.freeBytes - inFlightRemaining()),
+          },
+          LeaseResponseSchema,
+        );
+        if (!answer.ok) {
+          log.warn(`lease failed: ${answer.code}: ${answer.message}`);
+          await nap(options.idlePollMs ?? 2000);
+          continue;
+        }
+        central.leaseSeconds = answer.data.lease_seconds;
+        for (const job of answer.data.jobs) runTransfer(job);
+        if (answer.data.jobs.length === 0) await nap(options.idlePollMs ?? 2000);
+      } catch (error) {
+        log.error(`lease loop: ${error instanceof Error ? error.message : String(error)}`);
+        await nap(options.idlePollMs ?? 2000);
+      }
+    }
+  })();
+
+  log.info(
+    `node ${state.name} started: root ${config.rootPath}, weight ${central.weight}, reserve ${config.reserveBytes} bytes`,
+  );
+  return {
+    name: state.name,
+    stop: async () => {
+      stopped = true;
+      wakeAll();
+      // Transfers in flight stop; their parts stay for a resume and their leases expire.
+      for (const t of transfers.values()) t.abort.abort();
+      await Promise.all([...transfers.values()].map((t) => t.done));
+      await Promise.all([leaseLoop, heartbeatLoop]);
+    },
+  };
+}
