@@ -86,6 +86,14 @@ program
       .default(DEFAULT_SERVER_FLAGS.heartbeatSeconds),
   )
   .addOption(
+    new Option(
+      '--retry-base-seconds <n>',
+      'first retry delay after a failed transfer (doubles per attempt, capped at 1 h)',
+    )
+      .env('UBACKUP_RETRY_BASE_SECONDS')
+      .default(DEFAULT_SERVER_FLAGS.retryBaseSeconds),
+  )
+  .addOption(
     new Option('--db-pool-size <n>', 'PostgreSQL connections per server process')
       .env('UBACKUP_DB_POOL_SIZE')
       .default(DEFAULT_SERVER_FLAGS.dbPoolSize),

@@ -1,5 +1,4 @@
-import type { KeyObject } from 'node:crypto';
-import { X509Certificate } from 'node:crypto';
+import { type KeyObject, X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { createSecureContext } from 'node:tls';
 import { formatListenAddress } from '../shared/listen-address.js';
@@ -306,7 +305,8 @@ export async function startHostFileServer(
               ? 'the file server answers 401 to every pull until it has the key'
               : 'keeping the stored ticket key';
           log.warn(
-            `this host has no credential yet, so it cannot fetch the server's ticket key; ${consequence}`,
+            `this host has no credential for server_id ${global.serverId} yet (the daemon or "ubackup agent run-once" ` +
+              `enrolls it with enroll_token), so it cannot fetch the server's ticket key; ${consequence}`,
           );
         }
         failures += 1;

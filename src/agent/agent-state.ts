@@ -217,15 +217,21 @@ export class AgentState {
    * from `run-once`'s enrollment, a ticket key) becomes visible. What the file
    * lacks is kept from memory; an unreadable file changes nothing.
    */
-  async reload(): Promise<void> {
-    const onDisk = await readStateFile(this.path);
-    if (onDisk === null) return;
-    this.data = {
-      ...this.data,
-      credential: onDisk.credential ?? this.data.credential,
-      ticketKey: onDisk.ticketKey ?? this.data.ticketKey,
-      fulls: onDisk.fulls,
+  reload(): Promise<void> {
+    const run = async (): Promise<void> => {
+      const onDisk = await readStateFile(this.path);
+      if (onDisk === null) return;
+      this.data = {
+        ...this.data,
+        credential: onDisk.credential ?? this.data.credential,
+        ticketKey: onDisk.ticketKey ?? this.data.ticketKey,
+        fulls: onDisk.fulls,
+      };
     };
+    // In the queue of changes, so a reload never lands between a change and its write.
+    const next = this.queue.then(run, run);
+    this.queue = next.catch(() => undefined);
+    return next;
   }
 
   /**

@@ -30,12 +30,6 @@ export async function runAgentServe(options: AgentServeOptions): Promise<AgentSe
   const { log } = options;
   const runtime = await openAgentRuntime(options.configPath, log);
   const { global, state } = runtime;
-  if (state.credentialFor(global.serverId) === null && state.ticketPublicKey() === null) {
-    log.warn(
-      `this host has no credential for server_id ${global.serverId} yet: "ubackup agent run-once" enrolls it ` +
-        '(with enroll_token); until then the file server cannot fetch the ticket key and answers 401',
-    );
-  }
   if (runtime.instances.length === 0) {
     log.warn(`${options.configPath} has no usable instance section: every pull will be refused`);
   }

@@ -103,6 +103,7 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
     leaseSeconds: '60',
     agingSeconds: '600',
     heartbeatSeconds: '5',
+    retryBaseSeconds: '30',
   });
   let server: RunningServer;
   try {

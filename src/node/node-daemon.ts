@@ -279,7 +279,8 @@ export async function startNodeDaemon(options: NodeDaemonOptions): Promise<NodeD
         );
         if (done.ok) {
           log.info(
-            `job ${job.job_id}: stored ${result.relativePath} (${result.size} bytes, blake3 verified)`,
+            `job ${job.job_id}: stored ${result.relativePath} (${result.size} bytes, blake3 verified; ` +
+              `${result.bytesTransferred} bytes transferred${result.bytesTransferred < result.size ? ', resumed' : ''})`,
           );
         } else if (done.code === 'lease_lost') {
           // Another node has this job now: this copy must not become a second one.

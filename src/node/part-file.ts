@@ -26,15 +26,22 @@ import {
  * crash between the two steps; `node reindex` re-verifies it.
  */
 
-/** Bytes gathered before one write(2); also the read size when re-hashing a part. */
+/** Bytes gathered before one write(2) (two such buffers per part); also the read size when re-hashing. */
 export const DEFAULT_WRITE_BUFFER_BYTES = 1024 * 1024;
 const FILE_MODE = 0o640;
 
-/** A transfer's `.part` file, opened for appending, with a BLAKE3 of everything in it. */
+/**
+ * A transfer's `.part` file, opened for appending, with a BLAKE3 of everything
+ * in it. Appends are copied into one of two buffers; a full buffer is hashed
+ * and written while the other fills, so disk writes overlap with receiving.
+ */
 export class PartFile {
-  private readonly buffer: Buffer;
+  private fill: Buffer;
+  private spare: Buffer;
   private buffered = 0;
-  private written: number;
+  /** Bytes handed to write(2): on disk, or in the write in flight. */
+  private queued: number;
+  private inflight: Promise<Error | null> | null = null;
   private handle: FileHandle | null;
   private broken: Error | null = null;
   private currentHasher: Blake3Hasher;
@@ -45,57 +52,54 @@ export class PartFile {
     /** Bytes that were already in the part when it was opened (resume point). */
     readonly bytesPresent: number,
     hasher: Blake3Hasher,
-    buffer: Buffer,
+    buffers: [Buffer, Buffer],
   ) {
     this.handle = handle;
-    this.written = bytesPresent;
+    this.queued = bytesPresent;
     this.currentHasher = hasher;
-    this.buffer = buffer;
+    [this.fill, this.spare] = buffers;
   }
 
-  /** Fed with every byte in the part, including the ones present at open and those still buffered once flushed. */
+  /** Fed with every byte in the part: those present at open, then each buffer as it is written. */
   get hasher(): Blake3Hasher {
     return this.currentHasher;
   }
 
-  /** Bytes in the part once the buffer is flushed: present at open + appended. */
+  /** Bytes in the part once everything appended is written: present at open + appended. */
   get size(): number {
-    return this.written + this.buffered;
+    return this.queued + this.buffered;
   }
 
-  /** Appends `chunk` (copied into a write buffer; written in large sequential writes). */
+  /**
+   * Appends `chunk`. It is copied before this resolves, so the caller may reuse it.
+   * A write error surfaces from a later append, flush or finish.
+   */
   async append(chunk: Uint8Array): Promise<void> {
     this.assertUsable();
     let offset = 0;
     while (offset < chunk.length) {
-      if (this.buffered === 0 && chunk.length - offset >= this.buffer.length) {
-        // A chunk at least as large as the buffer goes straight to disk.
-        await this.writeOut(chunk.subarray(offset));
-        return;
-      }
-      const n = Math.min(this.buffer.length - this.buffered, chunk.length - offset);
-      this.buffer.set(chunk.subarray(offset, offset + n), this.buffered);
+      const n = Math.min(this.fill.length - this.buffered, chunk.length - offset);
+      this.fill.set(chunk.subarray(offset, offset + n), this.buffered);
       this.buffered += n;
       offset += n;
-      if (this.buffered === this.buffer.length) await this.flush();
+      if (this.buffered === this.fill.length) await this.startWrite();
     }
   }
 
-  /** Writes the buffered bytes (no fsync). */
+  /** Writes everything appended so far (no fsync). */
   async flush(): Promise<void> {
     this.assertUsable();
-    if (this.buffered === 0) return;
-    const pending = this.buffer.subarray(0, this.buffered);
-    await this.writeOut(pending);
-    this.buffered = 0;
+    await this.startWrite();
+    await this.drain();
   }
 
   /** Empties the part and starts a new hash (the source ignored our Range and sent the whole file). */
   async reset(): Promise<void> {
     const handle = this.assertUsable();
+    await this.drain();
     this.buffered = 0;
     await handle.truncate(0);
-    this.written = 0;
+    this.queued = 0;
     this.currentHasher = new Blake3Hasher();
   }
 
@@ -105,7 +109,7 @@ export class PartFile {
     await this.flush();
     await handle.sync();
     await this.close();
-    return { size: this.written, blake3: this.currentHasher.digest('hex') };
+    return { size: this.queued, blake3: this.currentHasher.digest('hex') };
   }
 
   /**
@@ -116,6 +120,7 @@ export class PartFile {
     const handle = this.handle;
     if (handle === null) return;
     if (this.broken === null) await this.flush().catch(() => undefined);
+    else await this.inflight;
     this.handle = null;
     await handle.close();
   }
@@ -127,17 +132,34 @@ export class PartFile {
     return this.handle;
   }
 
-  private async writeOut(data: Uint8Array): Promise<void> {
+  /** Waits for the write in flight; throws its error. */
+  private async drain(): Promise<void> {
+    const inflight = this.inflight;
+    if (inflight === null) return;
+    const error = await inflight;
+    if (this.inflight === inflight) this.inflight = null;
+    if (error) throw error;
+  }
+
+  /** Hashes the filled buffer and starts writing it; at most one write is in flight. */
+  private async startWrite(): Promise<void> {
+    await this.drain();
+    if (this.buffered === 0) return;
     const handle = this.assertUsable();
-    try {
-      await writeFully(handle, data, this.written);
-    } catch (error) {
-      // The file may now hold bytes the hasher never saw: only a re-open (re-hash) can recover.
-      this.broken = error instanceof Error ? error : new Error(String(error));
-      throw error;
-    }
-    this.currentHasher.update(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
-    this.written += data.length;
+    const data = this.fill.subarray(0, this.buffered);
+    const position = this.queued;
+    this.currentHasher.update(data);
+    this.queued += data.length;
+    [this.fill, this.spare] = [this.spare, this.fill];
+    this.buffered = 0;
+    this.inflight = writeFully(handle, data, position).then(
+      () => null,
+      (error: unknown) => {
+        // The file may now hold fewer bytes than were hashed: only a re-open (re-hash) can recover.
+        this.broken = error instanceof Error ? error : new Error(String(error));
+        return this.broken;
+      },
+    );
   }
 }
 
@@ -170,7 +192,8 @@ export async function openPart(
   try {
     const stats = await handle.stat();
     if (!stats.isFile()) throw new Error(`${path} is not a regular file`);
-    const buffer = Buffer.allocUnsafe(options.bufferBytes ?? DEFAULT_WRITE_BUFFER_BYTES);
+    const bufferBytes = options.bufferBytes ?? DEFAULT_WRITE_BUFFER_BYTES;
+    const buffer = Buffer.allocUnsafe(bufferBytes);
     const hasher = new Blake3Hasher();
     let present = 0;
     for (;;) {
@@ -179,7 +202,7 @@ export async function openPart(
       hasher.update(buffer.subarray(0, bytesRead));
       present += bytesRead;
     }
-    return new PartFile(path, handle, present, hasher, buffer);
+    return new PartFile(path, handle, present, hasher, [buffer, Buffer.allocUnsafe(bufferBytes)]);
   } catch (error) {
     await handle.close().catch(() => undefined);
     throw error;

@@ -31,6 +31,8 @@ export interface QueueSettings {
   agingSeconds: number;
   /** How often nodes send heartbeats (told to them in each reply). */
   heartbeatSeconds: number;
+  /** First retry delay after a failed transfer; doubles per attempt, capped at 1 h. */
+  retryBaseSeconds: number;
   maxAttempts: number;
 }
 
@@ -38,6 +40,7 @@ export const DEFAULT_QUEUE_SETTINGS: Omit<QueueSettings, 'maxAttempts'> = {
   leaseSeconds: 60,
   agingSeconds: 600,
   heartbeatSeconds: 5,
+  retryBaseSeconds: 30,
 };
 
 export interface AppContextOptions {

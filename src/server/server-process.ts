@@ -35,6 +35,7 @@ export async function startServer(settings: ServerSettings, log: Logger): Promis
           leaseSeconds: settings.leaseSeconds,
           agingSeconds: settings.agingSeconds,
           heartbeatSeconds: settings.heartbeatSeconds,
+          retryBaseSeconds: settings.retryBaseSeconds,
         },
       }),
     );

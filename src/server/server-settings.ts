@@ -15,6 +15,7 @@ export interface ServerSettings {
   leaseSeconds: number;
   agingSeconds: number;
   heartbeatSeconds: number;
+  retryBaseSeconds: number;
 }
 
 export interface ServerFlags {
@@ -28,6 +29,7 @@ export interface ServerFlags {
   leaseSeconds: string;
   agingSeconds: string;
   heartbeatSeconds: string;
+  retryBaseSeconds: string;
 }
 
 export const DEFAULT_SERVER_FLAGS = {
@@ -40,6 +42,7 @@ export const DEFAULT_SERVER_FLAGS = {
   leaseSeconds: '60',
   agingSeconds: '600',
   heartbeatSeconds: '5',
+  retryBaseSeconds: '30',
 } as const;
 
 function wholeNumber(flag: string, env: string, value: string, min: number, max: number): number {
@@ -81,6 +84,13 @@ export function resolveServerSettings(flags: ServerFlags): ServerSettings {
       '--heartbeat-seconds',
       'UBACKUP_HEARTBEAT_SECONDS',
       flags.heartbeatSeconds,
+      1,
+      3600,
+    ),
+    retryBaseSeconds: wholeNumber(
+      '--retry-base-seconds',
+      'UBACKUP_RETRY_BASE_SECONDS',
+      flags.retryBaseSeconds,
       1,
       3600,
     ),

@@ -46,6 +46,7 @@ async function writeAgentConfig(
     `enroll_token = ${enrollToken}`,
     `state_dir = ${join(dir, 'state')}`,
     'my_ip = 127.0.0.1',
+    `listen = 127.0.0.1:${await freePort()}`,
     `interval = ${interval}`,
     'jitter = 0',
     'redis_host = 10.0.0.1  # obsolete: warned about, ignored',

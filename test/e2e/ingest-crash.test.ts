@@ -87,6 +87,7 @@ describe.each(['sqlite', 'postgres'] as const)('server killed between receipt an
         `enroll_token = ${token}`,
         `state_dir = ${join(dir.path, 'state')}`,
         'my_ip = 127.0.0.1',
+        `listen = 127.0.0.1:${await freePort()}`,
         '[db]',
         'back_type = mysql',
         'instance = 3306',

@@ -56,7 +56,12 @@ export async function testApp(
     policy?: IllegalReportPolicy;
     clock?: Clock;
     maxAttempts?: number;
-    queue?: { leaseSeconds?: number; agingSeconds?: number; heartbeatSeconds?: number };
+    queue?: {
+      leaseSeconds?: number;
+      agingSeconds?: number;
+      heartbeatSeconds?: number;
+      retryBaseSeconds?: number;
+    };
   } = {},
 ): Promise<TestApp> {
   const fresh = await freshCatalog(backend);

@@ -743,7 +743,10 @@ describe('agent serve and the daemon', () => {
     cleanups.push(() => serve.close());
     expect(serve.port).toBe(port);
     expect(await pullStatus(port)).toBe(401);
-    expect(log.has('warn', /no credential for server_id 111111 yet/)).toBe(true);
+    await waitFor(() => log.has('warn', /no credential for server_id 111111 yet .*answers 401/), {
+      timeoutMs: 5_000,
+      what: 'the missing credential in the log',
+    });
 
     // run-once (another process) enrolls and stores the credential; serve picks it up.
     const { state } = await AgentState.open(join(work.path, 'state'));

@@ -18,17 +18,22 @@ export interface FailedAttempt {
   maxAttempts: number;
   code: JobFailureCode;
   nowMs: number;
+  /** First retry delay; default RETRY_BASE_DELAY_MS. */
+  baseDelayMs?: number;
 }
 
 export type RetryDecision = { state: 'queued'; nextAttemptAtMs: number } | { state: 'dead' };
 
-/** Delay before the next attempt after `attempts` failed ones: 30 s × 2^(attempts − 1), capped at 1 h. */
-export function retryDelayMs(attempts: number): number {
+/**
+ * Delay before the next attempt after `attempts` failed ones: base × 2^(attempts − 1)
+ * (base 30 s unless the server is told otherwise), capped at 1 h.
+ */
+export function retryDelayMs(attempts: number, baseDelayMs: number = RETRY_BASE_DELAY_MS): number {
   if (!Number.isInteger(attempts) || attempts < 1) {
     throw new RangeError(`attempts must be an integer ≥ 1, got ${attempts}`);
   }
   // 2 ** n is exact up to 2 ** 1023 and Infinity beyond, so the cap holds for any count.
-  return Math.min(RETRY_MAX_DELAY_MS, RETRY_BASE_DELAY_MS * 2 ** (attempts - 1));
+  return Math.min(RETRY_MAX_DELAY_MS, baseDelayMs * 2 ** (attempts - 1));
 }
 
 /**
@@ -39,7 +44,10 @@ export function retryDelayMs(attempts: number): number {
  */
 export function afterFailure(failure: FailedAttempt): RetryDecision {
   if (failure.attempts >= failure.maxAttempts) return { state: 'dead' };
-  return { state: 'queued', nextAttemptAtMs: failure.nowMs + retryDelayMs(failure.attempts) };
+  return {
+    state: 'queued',
+    nextAttemptAtMs: failure.nowMs + retryDelayMs(failure.attempts, failure.baseDelayMs),
+  };
 }
 
 /** A lease not renewed by `lease_expires_at` is over: at that very millisecond the job is back in the queue. */

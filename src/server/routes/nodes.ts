@@ -95,7 +95,13 @@ export function nodeRoutes(ctx: AppContext): FastifyPluginAsyncZod {
           } else {
             const row = await trx
               .insertInto('nodes')
-              .values({ ...values, name: body.name, weight: body.weight, max_bandwidth: body.max_bandwidth, created_at: now })
+              .values({
+                ...values,
+                name: body.name,
+                weight: body.weight,
+                max_bandwidth: body.max_bandwidth,
+                created_at: now,
+              })
               .returning('id')
               .executeTakeFirstOrThrow();
             id = row.id;
