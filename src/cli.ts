@@ -13,6 +13,7 @@ import { CatalogUrlError } from './catalog/catalog-url.js';
 import { migrateCatalog } from './catalog/database.js';
 import { startDemo } from './demo/demo.js';
 import { NodeStartError, startNodeDaemon } from './node/node-daemon.js';
+import { formatReindexSummary, NodeReindexError, reindexNode } from './node/reindex.js';
 import { createLogger, runServerUntilSignal } from './server/server-process.js';
 import {
   DEFAULT_SERVER_FLAGS,
@@ -197,19 +198,41 @@ program
     stopOnSignal(log, () => demo.stop());
   });
 
-program
-  .command('node')
-  .description('a storage node: leases transfer jobs, pulls and verifies files, stores them')
-  .addOption(
-    new Option('--config <file>', 'node config (INI, compatible with the old storage node)')
-      .env('UBACKUP_NODE_CONFIG')
-      .default('/etc/ubackup/node.conf'),
-  )
-  .addOption(new Option('--log-level <level>', 'pino log level').env('UBACKUP_LOG_LEVEL').default('info'))
+const node = program.command('node').description('a storage node');
+const nodeConfigOption = () =>
+  new Option('--config <file>', 'node config (INI, compatible with the old storage node)')
+    .env('UBACKUP_NODE_CONFIG')
+    .default('/etc/ubackup/node.conf');
+
+node
+  .command('daemon', { isDefault: true })
+  .description('lease transfer jobs, pull and verify files, store them (the default)')
+  .addOption(nodeConfigOption())
+  .addOption(logLevelOption())
   .action(async (flags: { config: string; logLevel: string }) => {
     const log = createLogger(flags.logLevel, 'ubackup-node');
-    const node = await startNodeDaemon({ configPath: flags.config, log });
-    stopOnSignal(log, () => node.stop());
+    const daemon = await startNodeDaemon({ configPath: flags.config, log });
+    stopOnSignal(log, () => daemon.stop());
+  });
+
+node
+  .command('reindex')
+  .description("tell the server where this node's files are, from their sidecars (rebuilds a lost catalog)")
+  .addOption(nodeConfigOption())
+  .option('--verify', 're-hash every file (BLAKE3) and skip those that differ from their sidecar')
+  .addOption(logLevelOption())
+  .action(async (flags: { config: string; verify?: boolean; logLevel: string }) => {
+    const log = createLogger(flags.logLevel, 'ubackup-node');
+    try {
+      const summary = await reindexNode({ configPath: flags.config, log, verify: flags.verify === true });
+      process.stderr.write(formatReindexSummary(summary));
+      // 1: it ran, but some files are not in the catalog (problems or conflicts listed above).
+      if (summary.problems.length > 0 || summary.conflicts.length > 0) process.exitCode = 1;
+    } catch (error) {
+      if (!(error instanceof NodeReindexError)) throw error;
+      process.stderr.write(`ubackup: ${error.message}\n`);
+      process.exitCode = 2;
+    }
   });
 
 const admin = program

@@ -68,6 +68,11 @@ export interface GlobalConfig {
   myIp: string;
   listen: { host: string; port: number };
   /**
+   * The port storage nodes connect to, when it is not `listen`'s (a NAT or a
+   * port forward in front of the host); absent means `listen`'s port.
+   */
+  pullPort?: number | null;
+  /**
    * HTTPS for the file server when both `tls_cert` and `tls_key` are set; null
    * (or absent, in configs built by hand) means plain HTTP.
    */
@@ -117,6 +122,7 @@ const GLOBAL_KEYS = [
   'listen',
   'tls_cert',
   'tls_key',
+  'pull_port',
   'interval',
   'tz',
   'jitter',
@@ -210,6 +216,14 @@ export const listenAddress: Validator<{ host: string; port: number }> = (raw) =>
   if (match?.[2] !== undefined && isIP(host) === 0 && !HOST_NAME.test(host)) return bad;
   if (port < 1 || port > 65535) return reject(`port ${port} in "${raw}" is not between 1 and 65535`);
   return accept({ host, port });
+};
+
+/** A TCP port, 1–65535. */
+export const portNumber: Validator<number> = (raw) => {
+  const port = Number(raw);
+  return /^\d+$/.test(raw) && port >= 1 && port <= 65535
+    ? accept(port)
+    : reject(`"${raw}" is not a port number (1-65535)`);
 };
 
 export function seconds(minimum: 0 | 1): Validator<number> {
@@ -358,6 +372,7 @@ function readGlobal(
   );
   const listen = optionalKey(reader, 'listen', listenAddress, DEFAULT_LISTEN);
   const tls = readTlsFiles(reader);
+  const pullPort = optionalKey(reader, 'pull_port', portNumber, null);
   const intervalSeconds = optionalKey(reader, 'interval', seconds(1), DEFAULT_INTERVAL_SECONDS);
   const timezone = optionalKey(reader, 'tz', timeZone, hostTimeZone);
   const jitterSeconds = optionalKey(reader, 'jitter', seconds(0), DEFAULT_JITTER_SECONDS);
@@ -377,6 +392,7 @@ function readGlobal(
     myIp === undefined ||
     listen === undefined ||
     tls === undefined ||
+    pullPort === undefined ||
     intervalSeconds === undefined ||
     timezone === undefined ||
     jitterSeconds === undefined
@@ -393,6 +409,7 @@ function readGlobal(
       myIp,
       listen: { host: listen.host, port: listen.port },
       tls,
+      pullPort,
       intervalSeconds,
       timezone,
       jitterSeconds,

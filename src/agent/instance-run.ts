@@ -266,8 +266,8 @@ export async function runInstance(
     transport: instance.transport,
     rsync_model: instance.rsyncModel,
     // The daemon and `agent serve` listen here; storage nodes pull from host_ip on this port.
-    pull_port: global.listen.port === 0 ? null : global.listen.port,
-    pull_tls: false,
+    pull_port: global.pullPort ?? (global.listen.port === 0 ? null : global.listen.port),
+    pull_tls: Boolean(global.tls),
   };
 
   const report = await buildReport(instance, opts, script, identity);

@@ -77,6 +77,8 @@ export interface NodeConfig {
   listen: { host: string; port: number } | null;
   myIp: string | null;
   heartbeatSeconds: number;
+  /** A pull that receives no byte for this long is cut (the part is kept for a resume). */
+  stallTimeoutSeconds: number;
 }
 
 export interface NodeConfigResult {
@@ -94,6 +96,7 @@ export interface ParseNodeConfigOptions {
 export const DEFAULT_NODE_STATE_DIR = '/var/lib/ubackup/node';
 export const DEFAULT_NODE_LISTEN = { host: '0.0.0.0', port: 8874 } as const;
 export const DEFAULT_CLUSTER = 'default';
+export const DEFAULT_STALL_TIMEOUT_SECONDS = 60;
 /**
  * 10 GiB. Not 0: with no reserve a node leases until the file system is full,
  * and then its own `.part` files, sidecars and state writes (and anything else
@@ -132,6 +135,7 @@ const NODE_KEYS = [
   'listen',
   'myip',
   'heartbeat',
+  'stall_timeout',
 ] as const;
 
 const REDIS_JOBS = 'the old storage node read its jobs from Redis; UBackup nodes lease them from server_url';
@@ -243,6 +247,7 @@ function readGlobal(reader: SectionReader, host: string): NodeConfig | null {
   const listen = optionalKey(reader, 'listen', listenOrOff, DEFAULT_NODE_LISTEN);
   const myIp = optionalKey(reader, 'myip', ipAddress, null);
   const heartbeatSeconds = optionalKey(reader, 'heartbeat', seconds(1), DEFAULT_HEARTBEAT_SECONDS);
+  const stallTimeoutSeconds = optionalKey(reader, 'stall_timeout', seconds(1), DEFAULT_STALL_TIMEOUT_SECONDS);
   const name = readName(reader, myIp, host);
   warnUnusedKeys(reader, NODE_KEYS, OBSOLETE_NODE_KEYS);
 
@@ -261,7 +266,8 @@ function readGlobal(reader: SectionReader, host: string): NodeConfig | null {
     pause === undefined ||
     listen === undefined ||
     myIp === undefined ||
-    heartbeatSeconds === undefined
+    heartbeatSeconds === undefined ||
+    stallTimeoutSeconds === undefined
   ) {
     return null;
   }
@@ -281,6 +287,7 @@ function readGlobal(reader: SectionReader, host: string): NodeConfig | null {
     listen: listen === null ? null : { host: listen.host, port: listen.port },
     myIp,
     heartbeatSeconds,
+    stallTimeoutSeconds,
   };
 }
 

@@ -195,7 +195,8 @@ async function download(
       bodyTimeout: 0,
       ...(options.dispatcher ? { dispatcher: options.dispatcher } : {}),
     });
-    watchdog.disarm();
+    // Headers arrived: the silence clock restarts, and keeps running while an error body is read.
+    watchdog.arm();
     const { statusCode, body } = response;
 
     if (statusCode === 404 || statusCode === 410) {

@@ -16,6 +16,7 @@ import { freeSpace } from './disk-space.js';
 import { pullHttp } from './http-pull.js';
 import { callServer } from './node-client.js';
 import { type NodeState, readNodeState, writeNodeState } from './node-state.js';
+import { pullRsync, rsyncTransferRate } from './rsync-pull.js';
 import { incomingDir, sidecarPath } from './storage-layout.js';
 import { TokenBucket } from './token-bucket.js';
 
@@ -37,7 +38,7 @@ export class NodeStartError extends Error {
 export interface NodeDaemonOptions {
   configPath: string;
   log: AgentLog;
-  /** Time without a byte from the agent before a transfer is cut (default 60 s). */
+  /** Time without a byte from the agent before a transfer is cut (default: the config's stall_timeout). */
   stallTimeoutMs?: number;
   /** How long the lease loop waits when there was nothing to lease (default 2 s). */
   idlePollMs?: number;
@@ -249,23 +250,36 @@ export async function startNodeDaemon(options: NodeDaemonOptions): Promise<NodeD
     const perTransfer = new TokenBucket({ bytesPerSecond: config.perTransferBytesPerSecond });
     transfer.done = (async () => {
       try {
-        if (job.source.transport !== 'http') {
-          await fail(job, 'transient', `transport ${job.source.transport} is not supported by this node`);
-          return;
-        }
         let last = 0;
-        const result = await pullHttp({
-          job,
-          root: config.rootPath,
-          limiters: [nodeBucket, perTransfer],
-          timeoutMs: options.stallTimeoutMs ?? 60_000,
-          signal: abort.signal,
-          onProgress: (bytes) => {
-            bytesSinceBeat += Math.max(0, bytes - last);
-            last = bytes;
-            transfer.bytesDone = bytes;
-          },
-        });
+        const onProgress = (bytes: number): void => {
+          bytesSinceBeat += Math.max(0, bytes - last);
+          last = bytes;
+          transfer.bytesDone = bytes;
+        };
+        const stallTimeoutMs = options.stallTimeoutMs ?? config.stallTimeoutSeconds * 1000;
+        const result =
+          job.source.transport === 'rsync'
+            ? await pullRsync({
+                job,
+                root: config.rootPath,
+                // An external rsync cannot take from the node-wide bucket: it gets a fixed share of it.
+                bytesPerSecond: rsyncTransferRate(
+                  config.perTransferBytesPerSecond,
+                  central.maxBandwidth,
+                  central.weight,
+                ),
+                timeoutSeconds: Math.ceil(stallTimeoutMs / 1000),
+                signal: abort.signal,
+                onProgress,
+              })
+            : await pullHttp({
+                job,
+                root: config.rootPath,
+                limiters: [nodeBucket, perTransfer],
+                timeoutMs: stallTimeoutMs,
+                signal: abort.signal,
+                onProgress,
+              });
         if (stopped || leaseLost) return;
         if (!result.ok) {
           await fail(job, result.code, result.error);

@@ -302,6 +302,8 @@ export async function commitPart(options: CommitPartOptions): Promise<CommitResu
     };
   }
 
+  // Durable before it becomes visible (a no-op when PartFile.finish already did it).
+  await fsyncFile(part);
   await mkdirDurable(targetDir);
   let alreadyPresent = false;
   try {
@@ -419,7 +421,11 @@ async function mkdirDurable(dir: string): Promise<void> {
 }
 
 async function fsyncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
+  await fsyncFile(dir);
+}
+
+async function fsyncFile(path: string): Promise<void> {
+  const handle = await open(path, 'r');
   try {
     await handle.sync();
   } finally {

@@ -19,6 +19,7 @@ import { healthRoutes } from './routes/health.js';
 import { jobRoutes } from './routes/jobs.js';
 import { nodeRoutes } from './routes/nodes.js';
 import { registryRoutes } from './routes/registry.js';
+import { reindexRoutes } from './routes/reindex.js';
 import { reportRoutes } from './routes/reports.js';
 
 declare module 'fastify' {
@@ -120,6 +121,7 @@ export async function buildApp(ctx: AppContext) {
   await app.register(registryRoutes(ctx));
   await app.register(nodeRoutes(ctx));
   await app.register(jobRoutes(ctx));
+  await app.register(reindexRoutes(ctx));
   return app;
 }
 

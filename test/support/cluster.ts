@@ -18,6 +18,10 @@ export interface ClusterOptions {
   leaseSeconds?: number;
   maxAttempts?: number;
   retryBaseSeconds?: number;
+  /** Extra `[global]` lines for the host's agent config. */
+  agentGlobal?: string[];
+  /** Use this port for the agent's file server instead of a free one. */
+  filePort?: number;
 }
 
 export interface JobRow {
@@ -38,6 +42,8 @@ export interface Cluster {
   server: ServerProcess;
   enrollToken: string;
   agentConfig: string;
+  /** Where the host's file server listens. */
+  filePort: number;
   /** The host's back_dir of instance i. */
   backDir(i: number): string;
   /** Runs every instance once (`agent run-once`): one report and one queued job each. */
@@ -70,7 +76,7 @@ export async function startCluster(backend: BackendName, options: ClusterOptions
     ],
   });
   const daemons: CliDaemon[] = [];
-  const filePort = await freePort();
+  const filePort = options.filePort ?? (await freePort());
   const backDir = (i: number) => join(dir.path, 'host', `db${i}`);
   const lines = [
     '[global]',
@@ -81,6 +87,7 @@ export async function startCluster(backend: BackendName, options: ClusterOptions
     `state_dir = ${join(dir.path, 'agent-state')}`,
     'my_ip = 127.0.0.1',
     `listen = 127.0.0.1:${filePort}`,
+    ...(options.agentGlobal ?? []),
   ];
   for (let i = 0; i < options.instances; i += 1) {
     await mkdir(backDir(i), { recursive: true });
@@ -104,6 +111,7 @@ export async function startCluster(backend: BackendName, options: ClusterOptions
     server,
     enrollToken,
     agentConfig,
+    filePort,
     backDir,
     runOnce: async () => {
       const run = await runCli(['agent', 'run-once', '--config', agentConfig, '--log-level', 'warn']);

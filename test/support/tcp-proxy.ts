@@ -1,10 +1,17 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
 
-/** What to do with a response whose first bytes just arrived from the upstream server. */
-export type ResponseVerdict = 'forward' | 'drop';
+/**
+ * What to do with a response whose first bytes just arrived from the upstream
+ * server: pass it on, drop it unseen, reset both connections after passing
+ * `bytes`, or pass `bytes` and then nothing more while keeping the connections
+ * open (a stall).
+ */
+export type ResponseVerdict = 'forward' | 'drop' | { cutAfter: number } | { stallAfter: number };
 
 export interface TcpProxyOptions {
   target: { host: string; port: number };
+  /** Port to listen on (127.0.0.1); default a free one. */
+  listenPort?: number;
   /**
    * Called when the first bytes of a response arrive, with the first line of
    * the request it answers (e.g. `POST /api/v1/reports HTTP/1.1`). `drop`
@@ -38,15 +45,39 @@ export async function startTcpProxy(options: TcpProxyOptions): Promise<TcpProxy>
         requestLine = chunk.toString('latin1').split('\r\n')[0] ?? '';
       upstream.write(chunk);
     });
+    let passed = 0;
+    let stalled = false;
     upstream.on('data', (chunk: Buffer) => {
+      if (stalled) return;
       if (verdict === null) {
         const line = requestLine ?? '';
+        passed = 0;
         verdict = Promise.resolve(options.onResponse ? options.onResponse(line) : 'forward');
       }
       client.pause();
       upstream.pause();
       void verdict.then((v) => {
         if (v === 'drop') return closeBoth();
+        if (typeof v === 'object') {
+          const limit = 'cutAfter' in v ? v.cutAfter : v.stallAfter;
+          const room = Math.max(0, limit - passed);
+          if (chunk.length >= room) {
+            client.write(chunk.subarray(0, room));
+            passed += room;
+            if ('cutAfter' in v) {
+              // Flush what was passed, then reset both sides.
+              client.end(() => closeBoth());
+            } else {
+              stalled = true; // keep both open, pass nothing more
+            }
+            return;
+          }
+          passed += chunk.length;
+          client.write(chunk);
+          client.resume();
+          upstream.resume();
+          return;
+        }
         client.write(chunk);
         client.resume();
         upstream.resume();
@@ -66,7 +97,7 @@ export async function startTcpProxy(options: TcpProxyOptions): Promise<TcpProxy>
       sockets.delete(upstream);
     });
   });
-  await new Promise<void>((ready) => server.listen(0, '127.0.0.1', ready));
+  await new Promise<void>((ready) => server.listen(options.listenPort ?? 0, '127.0.0.1', ready));
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : 0;
   return {

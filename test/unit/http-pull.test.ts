@@ -30,6 +30,7 @@ type Behaviour =
   | 'ignore-range' // always 200 with the whole file
   | 'missing' // 404
   | 'fail' // 503
+  | 'fail-stall' // 503 headers, a few bytes of body, then silence
   | 'stall-half' // 200 headers, half the bytes, then silence with the connection open
   | 'too-long'; // 200 with the file plus extra bytes, chunked
 
@@ -85,6 +86,10 @@ class TestAgent {
         return;
       case 'fail':
         res.writeHead(503, { 'content-type': 'text/plain' }).end('busy');
+        return;
+      case 'fail-stall':
+        res.writeHead(503, { 'content-type': 'text/plain' });
+        res.write('overloaded');
         return;
       case 'stall-half': {
         res.writeHead(200, { 'content-length': String(size) });
@@ -322,6 +327,20 @@ describe('pullHttp', () => {
       code: 'transient',
       error: expect.stringMatching(/ECONNREFUSED/),
     });
+  });
+
+  it('does not hang on an error answer whose body stalls', async () => {
+    const data = randomBytes(1000);
+    const server = await serve(data);
+    server.script = ['fail-stall'];
+    const result = await pullHttp({ job: jobFor(data, server.url), root, limiters: [], timeoutMs: 300 });
+    expect(result).toEqual({
+      ok: false,
+      code: 'transient',
+      error: `agent answered 503 for ${server.url}: overloaded`,
+      bytesTransferred: 0,
+    });
+    expect(await filesUnder(root)).toEqual([]);
   });
 
   it('aborts a stalled transfer as transient, keeps the part, and the next pull resumes and completes', async () => {

@@ -132,6 +132,7 @@ describe('the legacy server-uuzuback.conf', () => {
       listen: { host: '0.0.0.0', port: 8874 },
       myIp: '127.0.0.1',
       heartbeatSeconds: 5,
+      stallTimeoutSeconds: 60,
     } satisfies NodeConfig);
     expect(result.warnings.map((w) => w.key).sort()).toEqual([...OBSOLETE].sort());
   });
@@ -155,6 +156,7 @@ describe('a valid config', () => {
       listen: { host: '0.0.0.0', port: 8874 },
       myIp: null,
       heartbeatSeconds: 5,
+      stallTimeoutSeconds: 60,
     } satisfies NodeConfig);
     expect(DEFAULT_RESERVE_BYTES).toBe(10 * GiB);
     expect(parse(MINIMAL).warnings).toEqual([]);

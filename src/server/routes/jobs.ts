@@ -189,6 +189,7 @@ export function jobRoutes(ctx: AppContext): FastifyPluginAsyncZod {
             maxAttempts: job.max_attempts,
             code: request.body.code,
             nowMs: now,
+            baseDelayMs: ctx.queue.retryBaseSeconds * 1000,
           });
           const error = `${request.body.code} on node ${node.name}: ${request.body.error}`;
           await trx

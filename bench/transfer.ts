@@ -1,0 +1,731 @@
+/**
+ * Transfer benchmark: a storage node pulls backup files from a real agent file
+ * server over HTTP on loopback (pullHttp: ticket, BLAKE3 while writing the
+ * part, fsync, link into place, fsync of the directory, sidecar) and the same
+ * files are pulled from a real rsync daemon in the same run, whole-file (`-W`)
+ * and with rsync's defaults, with `--fsync` when the local rsync has it.
+ *
+ * The agent's file server runs in this process; the node's pulls run in a
+ * child process (bench/transfer-worker.ts), so that its peak RSS and CPU time
+ * are its own. Each measurement is repeated (`--runs`, default 3) with the
+ * methods interleaved; the median is the figure. The sources are written just
+ * before the runs, so every run reads them from the page cache; the
+ * destinations are deleted between runs. A `dd conv=fsync` copy of the same
+ * files on the same file system is printed as the local ceiling (no network).
+ *
+ * When our pull is slower than rsync (`--profile auto`, the default) the node
+ * side is profiled once (`node --cpu-prof`) and the hottest functions printed.
+ *
+ *   npm run bench:transfer -- [--size-mib 2048] [--parallel 8] [--parallel-size-mib 256]
+ *                             [--runs 3] [--profile auto|always|never] [--profile-dir <dir>]
+ */
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { randomFillSync, randomUUID } from 'node:crypto';
+import { closeSync, existsSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { copyFile, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { Blake3Hasher } from '@napi-rs/blake-hash';
+import { startFileServer } from '../src/agent/file-server.js';
+import { freeSpace } from '../src/node/disk-space.js';
+import { storedAbsolutePath, storedRelativePath } from '../src/node/storage-layout.js';
+import type { LeasedJob } from '../src/shared/node-protocol.js';
+import { generateTicketKeys, signTicket, TICKET_VERSION, type TicketKeyPair } from '../src/shared/ticket.js';
+import { freePort } from '../test/support/free-port.js';
+import { INSTALL_HINTS, requireTool } from '../test/support/required-tool.js';
+import { makeTempDir } from '../test/support/temp-dir.js';
+import { waitFor } from '../test/support/wait-for.js';
+import type { WorkerResult } from './transfer-worker.js';
+
+const { values } = parseArgs({
+  options: {
+    'size-mib': { type: 'string', default: '2048' },
+    parallel: { type: 'string', default: '8' },
+    'parallel-size-mib': { type: 'string', default: '256' },
+    runs: { type: 'string', default: '3' },
+    profile: { type: 'string', default: 'auto' },
+    'profile-dir': { type: 'string' },
+  },
+});
+
+function positiveInt(name: string, text: string | undefined): number {
+  const n = Number(text);
+  if (!Number.isSafeInteger(n) || n < 1) {
+    console.error(`--${name} must be a positive integer, got ${String(text)}`);
+    process.exit(2);
+  }
+  return n;
+}
+
+const MiB = 1024 * 1024;
+const MB = 1e6;
+const SIZE_MIB = positiveInt('size-mib', values['size-mib']);
+const PARALLEL = positiveInt('parallel', values.parallel);
+const PARALLEL_SIZE_MIB = positiveInt('parallel-size-mib', values['parallel-size-mib']);
+const RUNS = positiveInt('runs', values.runs);
+const PROFILE = values.profile ?? 'auto';
+if (!['auto', 'always', 'never'].includes(PROFILE)) {
+  console.error(`--profile must be auto, always or never, got ${PROFILE}`);
+  process.exit(2);
+}
+const WORKER = fileURLToPath(new URL('./transfer-worker.js', import.meta.url));
+
+const SERVER_ID = 'bench-db-1';
+const TYPE = 'mysql';
+const INSTANCE = '3306';
+const GAME_ID = '1';
+const RSYNC_MODULE = 'bench';
+/** Size of one generated chunk, and of one write(2) while generating. */
+const GENERATE_CHUNK_BYTES = 16 * MiB;
+
+// ---------------------------------------------------------------------------
+// Clean-up, also on failure and on Ctrl-C: the temp dir holds gigabytes.
+
+const children = new Set<ChildProcess>();
+const cleanups: Array<() => Promise<void>> = [];
+let cleaning: Promise<void> | null = null;
+
+function cleanup(): Promise<void> {
+  cleaning ??= (async () => {
+    for (const child of children)
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    for (const step of cleanups.reverse()) {
+      try {
+        await step();
+      } catch (error) {
+        console.error(`clean-up: ${describe(error)}`);
+      }
+    }
+  })();
+  return cleaning;
+}
+
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.once(signal, () => {
+    console.error(`\n${signal}: cleaning up`);
+    void cleanup().finally(() => process.exit(130));
+  });
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+// ---------------------------------------------------------------------------
+// Processes
+
+interface Exited {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+function run(command: string, args: string[]): { child: ChildProcess; exited: Promise<Exited> } {
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(child);
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString();
+  });
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const exited = new Promise<Exited>((resolveExit, rejectExit) => {
+    child.once('error', rejectExit);
+    child.once('close', (code, signal) => {
+      children.delete(child);
+      resolveExit({ code, signal, stdout, stderr });
+    });
+  });
+  return { child, exited };
+}
+
+async function runOk(command: string, args: string[]): Promise<Exited> {
+  const result = await run(command, args).exited;
+  if (result.code !== 0) {
+    throw new Error(
+      `${command} ${args.join(' ')} exited with ${result.code ?? result.signal}: ${result.stderr.trim()}`,
+    );
+  }
+  return result;
+}
+
+const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+
+/** CPU seconds of the reaped children of `pid` (cutime + cstime of /proc/<pid>/stat). */
+function reapedChildrenCpu(pid: number): number {
+  const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  // fields[0] is field 3 (state); cutime and cstime are fields 16 and 17.
+  return (Number(fields[13]) + Number(fields[14])) / CLOCK_TICKS;
+}
+
+/** Waits until `pid` has reaped its children (the daemon reaps its per-connection senders on SIGCHLD). */
+async function childrenReaped(pid: number): Promise<void> {
+  const file = `/proc/${pid}/task/${pid}/children`;
+  if (!existsSync(file)) {
+    await new Promise((r) => setTimeout(r, 300));
+    return;
+  }
+  await waitFor(async () => (await readFile(file, 'utf8')).trim() === '', {
+    timeoutMs: 10_000,
+    intervalMs: 10,
+    what: `process ${pid} to reap its children`,
+  });
+}
+
+// ---------------------------------------------------------------------------
+// Data
+
+interface SourceFile {
+  name: string;
+  path: string;
+  size: number;
+  blake3: string;
+}
+
+/** Writes `bytes` of random data with large writes; returns its BLAKE3. */
+function writeRandomFile(path: string, bytes: number): string {
+  const chunk = Buffer.allocUnsafe(Math.min(GENERATE_CHUNK_BYTES, bytes));
+  const hasher = new Blake3Hasher();
+  const fd = openSync(path, 'w', 0o640);
+  try {
+    for (let offset = 0; offset < bytes; ) {
+      const n = Math.min(chunk.length, bytes - offset);
+      const data = chunk.subarray(0, n);
+      randomFillSync(data);
+      hasher.update(data);
+      for (let done = 0; done < n; ) done += writeSync(fd, data, done, n - done);
+      offset += n;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return hasher.digest('hex');
+}
+
+// ---------------------------------------------------------------------------
+// Measurements
+
+interface Measurement {
+  seconds: number;
+  bytes: number;
+  /** Peak RSS of the receiving side: our worker, or the largest rsync/dd process. */
+  receiverRssBytes: number | null;
+  receiverCpuSeconds: number | null;
+  senderCpuSeconds: number | null;
+  /** Ours only: the worker's RSS before its first pull. */
+  rssBeforeBytes?: number;
+}
+
+interface Context {
+  tmp: string;
+  dest: string;
+  keys: TicketKeyPair;
+  agentPort: number;
+  rsyncPort: number;
+  rsyncDaemonPid: number;
+  rsyncFsync: boolean;
+  time: string | undefined;
+  nextJobId: number;
+}
+
+function leasedJob(ctx: Context, file: SourceFile): LeasedJob {
+  const jobId = ctx.nextJobId++;
+  const now = Date.now();
+  const ticket = signTicket(
+    {
+      v: TICKET_VERSION,
+      purpose: 'pull',
+      job_id: jobId,
+      backup_id: jobId,
+      server_id: SERVER_ID,
+      type: TYPE,
+      instance: INSTANCE,
+      filename: file.name,
+      size: file.size,
+      blake3: file.blake3,
+      node: 'bench-node',
+      exp: now + 3_600_000,
+    },
+    ctx.keys.privateKey,
+  );
+  const path = [SERVER_ID, TYPE, INSTANCE, file.name].map(encodeURIComponent).join('/');
+  return {
+    job_id: jobId,
+    backup_id: jobId,
+    report_id: randomUUID(),
+    attempt: 1,
+    lease_expires_at: new Date(now + 3_600_000).toISOString(),
+    game_id: GAME_ID,
+    server_id: SERVER_ID,
+    type: TYPE,
+    instance: INSTANCE,
+    filename: file.name,
+    size: file.size,
+    blake3: file.blake3,
+    kind: 'single',
+    created_at: new Date(now).toISOString(),
+    base_backup_id: null,
+    source: { transport: 'http', url: `http://127.0.0.1:${ctx.agentPort}/v1/files/${path}` },
+    ticket,
+  };
+}
+
+async function freshDest(ctx: Context): Promise<void> {
+  await rm(ctx.dest, { recursive: true, force: true });
+  await mkdir(ctx.dest);
+  // Start each run with no dirty pages left from the previous one's deletes.
+  spawnSync('sync');
+}
+
+async function expectSize(path: string, size: number): Promise<void> {
+  const stats = await stat(path);
+  if (stats.size !== size) throw new Error(`${path} has ${stats.size} bytes, expected ${size}`);
+}
+
+/** Our pull, in a child process. `nodeArgs` go to node itself (e.g. --cpu-prof). */
+async function measureOurs(ctx: Context, files: SourceFile[], nodeArgs: string[] = []): Promise<Measurement> {
+  await freshDest(ctx);
+  const jobs = files.map((file) => leasedJob(ctx, file));
+  const jobsFile = join(ctx.tmp, 'jobs.json');
+  await writeFile(jobsFile, JSON.stringify(jobs));
+  const agentCpu = process.cpuUsage();
+  const result = await runOk(process.execPath, [...nodeArgs, WORKER, '--jobs', jobsFile, '--root', ctx.dest]);
+  const sender = process.cpuUsage(agentCpu);
+  const worker = JSON.parse(result.stdout) as WorkerResult;
+  if (worker.failures.length > 0) throw new Error(`pullHttp failed: ${worker.failures.join('; ')}`);
+  const expected = files.reduce((sum, file) => sum + file.size, 0);
+  if (worker.bytes !== expected) throw new Error(`pulled ${worker.bytes} bytes, expected ${expected}`);
+  for (const job of jobs) await expectSize(storedAbsolutePath(ctx.dest, storedRelativePath(job)), job.size);
+  return {
+    seconds: worker.seconds,
+    bytes: worker.bytes,
+    receiverRssBytes: Math.max(worker.maxRssBytes, worker.vmHwmBytes ?? 0),
+    receiverCpuSeconds: worker.cpuUserSeconds + worker.cpuSystemSeconds,
+    senderCpuSeconds: (sender.user + sender.system) / 1e6,
+    rssBeforeBytes: worker.rssBeforeBytes,
+  };
+}
+
+/** Runs `command args` once per file at the same time, under /usr/bin/time when there is one. */
+async function measureProcesses(
+  ctx: Context,
+  files: SourceFile[],
+  argsFor: (file: SourceFile, index: number) => [string, string[]],
+  senderPid: number | null,
+): Promise<Measurement> {
+  await freshDest(ctx);
+  const senderBefore = senderPid === null ? 0 : reapedChildrenCpu(senderPid);
+  const timeFiles = files.map((_, index) => join(ctx.tmp, `time-${index}.txt`));
+  const start = performance.now();
+  await Promise.all(
+    files.map((file, index) => {
+      const [command, args] = argsFor(file, index);
+      return ctx.time === undefined
+        ? runOk(command, args)
+        : runOk(ctx.time, ['-f', '%U %S %M', '-o', timeFiles[index] as string, command, ...args]);
+    }),
+  );
+  const seconds = (performance.now() - start) / 1000;
+  let senderCpuSeconds: number | null = null;
+  if (senderPid !== null) {
+    await childrenReaped(senderPid);
+    senderCpuSeconds = reapedChildrenCpu(senderPid) - senderBefore;
+  }
+  let receiverRssBytes: number | null = null;
+  let receiverCpuSeconds: number | null = null;
+  if (ctx.time !== undefined) {
+    receiverRssBytes = 0;
+    receiverCpuSeconds = 0;
+    for (const file of timeFiles) {
+      const [user, system, maxRssKiB] = (await readFile(file, 'utf8')).trim().split(/\s+/).map(Number);
+      receiverCpuSeconds += (user ?? 0) + (system ?? 0);
+      receiverRssBytes = Math.max(receiverRssBytes, (maxRssKiB ?? 0) * 1024);
+    }
+  }
+  for (const file of files) await expectSize(join(ctx.dest, file.name), file.size);
+  return {
+    seconds,
+    bytes: files.reduce((sum, file) => sum + file.size, 0),
+    receiverRssBytes,
+    receiverCpuSeconds,
+    senderCpuSeconds,
+  };
+}
+
+function measureRsync(ctx: Context, files: SourceFile[], wholeFile: boolean): Promise<Measurement> {
+  return measureProcesses(
+    ctx,
+    files,
+    (file) => [
+      'rsync',
+      [
+        ...(wholeFile ? ['-W'] : []),
+        ...(ctx.rsyncFsync ? ['--fsync'] : []),
+        `rsync://127.0.0.1:${ctx.rsyncPort}/${RSYNC_MODULE}/${file.name}`,
+        `${ctx.dest}/`,
+      ],
+    ],
+    ctx.rsyncDaemonPid,
+  );
+}
+
+function measureDd(ctx: Context, files: SourceFile[]): Promise<Measurement> {
+  return measureProcesses(
+    ctx,
+    files,
+    (file) => [
+      'dd',
+      [`if=${file.path}`, `of=${join(ctx.dest, file.name)}`, 'bs=1M', 'conv=fsync', 'status=none'],
+    ],
+    null,
+  );
+}
+
+// ---------------------------------------------------------------------------
+// The rsync daemon
+
+async function startRsyncDaemon(
+  tmp: string,
+  moduleDir: string,
+): Promise<{ port: number; pid: number; stop: () => Promise<void> }> {
+  const conf = join(tmp, 'rsyncd.conf');
+  const log = join(tmp, 'rsyncd.log');
+  for (let attempt = 1; ; attempt += 1) {
+    const port = await freePort();
+    const lines = [
+      `pid file = ${join(tmp, 'rsyncd.pid')}`,
+      `log file = ${log}`,
+      'use chroot = no',
+      'max connections = 0',
+      // The daemon runs as whoever runs the benchmark (as root it would switch to nobody).
+      ...(process.getuid?.() === 0 ? ['uid = root', 'gid = root'] : []),
+      `[${RSYNC_MODULE}]`,
+      `  path = ${moduleDir}`,
+      '  read only = yes',
+      '  list = yes',
+    ];
+    await writeFile(conf, `${lines.join('\n')}\n`);
+    const { child, exited } = run('rsync', [
+      '--daemon',
+      '--no-detach',
+      `--config=${conf}`,
+      '--address=127.0.0.1',
+      `--port=${port}`,
+    ]);
+    let gone: Exited | null = null;
+    void exited.then((result) => {
+      gone = result;
+    });
+    const stop = async (): Promise<void> => {
+      if (gone === null) child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+      await exited.catch(() => undefined);
+      clearTimeout(timer);
+    };
+    try {
+      await waitFor(
+        () => {
+          if (gone !== null) throw new Error(`rsync --daemon exited: ${(gone as Exited).stderr.trim()}`);
+          return new Promise<boolean>((resolveProbe) => {
+            const socket = connect({ host: '127.0.0.1', port }, () => {
+              socket.destroy();
+              resolveProbe(true);
+            });
+            socket.once('error', () => resolveProbe(false));
+          });
+        },
+        { timeoutMs: 10_000, what: `rsync --daemon on port ${port}` },
+      );
+      if (child.pid === undefined) throw new Error('rsync --daemon has no pid');
+      return { port, pid: child.pid, stop };
+    } catch (error) {
+      await stop();
+      // Someone may have taken the port between freePort and bind: try another one.
+      if (attempt >= 3) throw error;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Profile summary
+
+interface CpuProfile {
+  nodes: Array<{ id: number; callFrame: { functionName: string; url: string; lineNumber: number } }>;
+  samples: number[];
+  timeDeltas: number[];
+  startTime: number;
+  endTime: number;
+}
+
+function area(url: string): string {
+  if (url === '') return '(native / V8)';
+  if (url.startsWith('node:')) return url.replace(/^node:internal\/([^/]+).*$/, 'node:$1');
+  const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
+  if (pkg) return pkg[1] as string;
+  const ours = /\/dist\/(.*)$/.exec(url);
+  return ours ? (ours[1] as string) : url;
+}
+
+function summarizeProfile(profile: CpuProfile): string[] {
+  const byId = new Map(profile.nodes.map((node) => [node.id, node.callFrame]));
+  const selfByFunction = new Map<string, number>();
+  const selfByArea = new Map<string, number>();
+  let total = 0;
+  for (const [index, id] of profile.samples.entries()) {
+    const micros = profile.timeDeltas[index] ?? 0;
+    const frame = byId.get(id);
+    if (frame === undefined) continue;
+    total += micros;
+    const name = frame.functionName || '(anonymous)';
+    const where = frame.url === '' ? '' : ` ${basename(frame.url)}:${frame.lineNumber + 1}`;
+    const key = `${name}${where}`;
+    selfByFunction.set(key, (selfByFunction.get(key) ?? 0) + micros);
+    const group = name.startsWith('(') ? name : area(frame.url);
+    selfByArea.set(group, (selfByArea.get(group) ?? 0) + micros);
+  }
+  const lines = [`  profile: ${(total / 1e6).toFixed(2)} s sampled on the worker's main thread`];
+  const show = (title: string, map: Map<string, number>, count: number): void => {
+    lines.push(`  ${title}:`);
+    for (const [key, micros] of [...map.entries()].sort((a, b) => b[1] - a[1]).slice(0, count)) {
+      lines.push(
+        `    ${((micros / total) * 100).toFixed(1).padStart(5)} %  ${(micros / 1000).toFixed(0).padStart(6)} ms  ${key}`,
+      );
+    }
+  };
+  show('self time by area', selfByArea, 10);
+  show('self time by function', selfByFunction, 15);
+  return lines;
+}
+
+// ---------------------------------------------------------------------------
+// Report
+
+function median(numbers: number[]): number {
+  const sorted = [...numbers].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1
+    ? (sorted[mid] as number)
+    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
+const rate = (m: Measurement): number => m.bytes / MB / m.seconds;
+const mb = (bytes: number | null): string => (bytes === null ? '—' : `${(bytes / MB).toFixed(0)} MB`);
+const cpu = (seconds: number | null): string => (seconds === null ? '—' : `${seconds.toFixed(2)} s`);
+
+interface Row {
+  method: string;
+  runs: Measurement[];
+}
+
+function medianRate(row: Row): number {
+  return median(row.runs.map(rate));
+}
+
+/** The run whose throughput is the median (for its CPU and RSS figures). */
+function medianRun(row: Row): Measurement {
+  const sorted = [...row.runs].sort((a, b) => rate(a) - rate(b));
+  return sorted[Math.floor((sorted.length - 1) / 2)] as Measurement;
+}
+
+function printSet(title: string, ours: Row, rsyncWhole: Row, rsyncDefault: Row, ceiling: Row): void {
+  console.log(`\n${title}`);
+  const header = [
+    'method',
+    'MB/s (median)',
+    ...ours.runs.map((_, i) => `run ${i + 1}`),
+    'ours / rsync -W',
+    'ours / rsync default',
+    'receiver peak RSS',
+    'CPU receiver',
+    'CPU sender',
+  ];
+  console.log(`| ${header.join(' | ')} |`);
+  console.log(`|${header.map(() => '---').join('|')}|`);
+  const wholeRatio = medianRate(ours) / medianRate(rsyncWhole);
+  const defaultRatio = medianRate(ours) / medianRate(rsyncDefault);
+  for (const row of [ours, rsyncWhole, rsyncDefault, ceiling]) {
+    const mid = medianRun(row);
+    const peakRss = row.runs.every((m) => m.receiverRssBytes !== null)
+      ? Math.max(...row.runs.map((m) => m.receiverRssBytes as number))
+      : null;
+    const cells = [
+      row.method,
+      `**${medianRate(row).toFixed(0)}**`,
+      ...row.runs.map((m) => `${rate(m).toFixed(0)} (${m.seconds.toFixed(2)} s)`),
+      row === ours ? wholeRatio.toFixed(2) : '',
+      row === ours ? defaultRatio.toFixed(2) : '',
+      `${mb(peakRss)}${row !== ours && row.runs[0] !== undefined && PARALLEL > 1 && title.includes('parallel') ? ' per process' : ''}`,
+      cpu(mid.receiverCpuSeconds),
+      cpu(mid.senderCpuSeconds),
+    ];
+    console.log(`| ${cells.join(' | ')} |`);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Main
+
+const singleBytes = SIZE_MIB * MiB;
+const parallelBytes = PARALLEL * PARALLEL_SIZE_MIB * MiB;
+const dataBytes = singleBytes + parallelBytes;
+const base = tmpdir();
+const { freeBytes } = await freeSpace(base);
+if (freeBytes < 3 * dataBytes) {
+  console.error(
+    `refusing to run: ${base} has ${(freeBytes / 2 ** 30).toFixed(1)} GiB free (df "Avail"), and this benchmark ` +
+      `needs 3 × its ${(dataBytes / 2 ** 30).toFixed(1)} GiB of data = ${((3 * dataBytes) / 2 ** 30).toFixed(1)} GiB ` +
+      '(sources + one destination copy + headroom). Free some space, set TMPDIR to a bigger file system, ' +
+      'or pass a smaller --size-mib / --parallel-size-mib.',
+  );
+  process.exit(2);
+}
+
+requireTool('rsync', INSTALL_HINTS.rsync);
+const rsyncHelp = spawnSync('rsync', ['--help'], { encoding: 'utf8' }).stdout;
+const rsyncFsync = /^\s*--fsync\b/m.test(rsyncHelp);
+const rsyncVersion = /rsync\s+version\s+(\S+)/.exec(rsyncHelp)?.[1] ?? 'unknown';
+const time = existsSync('/usr/bin/time') ? '/usr/bin/time' : undefined;
+
+const dir = await makeTempDir('ubackup-bench-transfer');
+cleanups.push(() => dir.cleanup());
+try {
+  const backDir = join(dir.path, 'back');
+  await mkdir(backDir);
+
+  console.log(
+    `transfer benchmark: 1 × ${SIZE_MIB} MiB, then ${PARALLEL} × ${PARALLEL_SIZE_MIB} MiB in parallel; ` +
+      `${RUNS} runs each, median; MB = 10^6 bytes`,
+  );
+  console.log(
+    `  node ${process.version}, rsync ${rsyncVersion} (${rsyncFsync ? 'with --fsync' : 'no --fsync: rsync does not fsync!'}), ` +
+      `temp dir ${dir.path} (${(freeBytes / 2 ** 30).toFixed(0)} GiB free)`,
+  );
+
+  const generateStart = performance.now();
+  const single: SourceFile[] = [
+    { name: 'single.bin', path: join(backDir, 'single.bin'), size: singleBytes, blake3: '' },
+  ];
+  const parallel: SourceFile[] = Array.from({ length: PARALLEL }, (_, i) => ({
+    name: `parallel-${i}.bin`,
+    path: join(backDir, `parallel-${i}.bin`),
+    size: PARALLEL_SIZE_MIB * MiB,
+    blake3: '',
+  }));
+  for (const file of [...single, ...parallel]) file.blake3 = writeRandomFile(file.path, file.size);
+  spawnSync('sync');
+  console.log(
+    `  generated ${(dataBytes / 2 ** 30).toFixed(2)} GiB of random data in ${((performance.now() - generateStart) / 1000).toFixed(1)} s ` +
+      '(still in the page cache: every run reads its source from memory)',
+  );
+
+  const keys = generateTicketKeys();
+  const agent = await startFileServer({
+    listen: { host: '127.0.0.1', port: 0 },
+    tls: null,
+    serverId: SERVER_ID,
+    instances: [{ type: TYPE, instance: INSTANCE, backDir }],
+    publicKey: () => keys.publicKey,
+    log: { info: () => undefined, warn: (m) => console.error(m), error: (m) => console.error(m) },
+  });
+  cleanups.push(() => agent.close());
+  const rsyncd = await startRsyncDaemon(dir.path, backDir);
+  cleanups.push(() => rsyncd.stop());
+
+  const ctx: Context = {
+    tmp: dir.path,
+    dest: join(dir.path, 'dest'),
+    keys,
+    agentPort: agent.port,
+    rsyncPort: rsyncd.port,
+    rsyncDaemonPid: rsyncd.pid,
+    rsyncFsync,
+    time,
+    nextJobId: 1,
+  };
+  const fsyncFlag = rsyncFsync ? ' --fsync' : '';
+  const sets = [
+    { title: `Single file, ${SIZE_MIB} MiB`, files: single },
+    { title: `${PARALLEL} × ${PARALLEL_SIZE_MIB} MiB in parallel (aggregate)`, files: parallel },
+  ];
+  const results: Array<{ title: string; files: SourceFile[]; rows: [Row, Row, Row, Row] }> = [];
+  for (const set of sets) {
+    const rows: [Row, Row, Row, Row] = [
+      { method: 'ours: pullHttp (BLAKE3, fsync, sidecar)', runs: [] },
+      { method: `rsync -W${fsyncFlag}`, runs: [] },
+      { method: `rsync${fsyncFlag} (defaults)`, runs: [] },
+      { method: 'ceiling: dd bs=1M conv=fsync (local copy)', runs: [] },
+    ];
+    for (let r = 1; r <= RUNS; r += 1) {
+      process.stderr.write(`  ${set.title}: run ${r}/${RUNS} …`);
+      rows[0].runs.push(await measureOurs(ctx, set.files));
+      rows[1].runs.push(await measureRsync(ctx, set.files, true));
+      rows[2].runs.push(await measureRsync(ctx, set.files, false));
+      rows[3].runs.push(await measureDd(ctx, set.files));
+      process.stderr.write(
+        ` ours ${rate(rows[0].runs.at(-1) as Measurement).toFixed(0)}, rsync -W ${rate(rows[1].runs.at(-1) as Measurement).toFixed(0)}, ` +
+          `rsync ${rate(rows[2].runs.at(-1) as Measurement).toFixed(0)}, dd ${rate(rows[3].runs.at(-1) as Measurement).toFixed(0)} MB/s\n`,
+      );
+    }
+    results.push({ ...set, rows });
+  }
+  await rm(ctx.dest, { recursive: true, force: true });
+
+  for (const { title, rows } of results) printSet(title, ...rows);
+
+  console.log('\nTargets');
+  let worst: { title: string; files: SourceFile[]; ratio: number } | null = null;
+  let peakRss = 0;
+  let rssBefore = 0;
+  for (const { title, files, rows } of results) {
+    const [ours, whole, defaults] = rows;
+    const ratio = Math.min(medianRate(ours) / medianRate(whole), medianRate(ours) / medianRate(defaults));
+    console.log(
+      `  ${title}: ours / rsync = ${ratio.toFixed(2)} (the lower of -W and defaults; target ≥ 1.00) ${ratio >= 1 ? 'met' : 'MISSED'}`,
+    );
+    if (worst === null || ratio < worst.ratio) worst = { title, files, ratio };
+    for (const m of ours.runs) {
+      peakRss = Math.max(peakRss, m.receiverRssBytes ?? 0);
+      rssBefore = Math.max(rssBefore, m.rssBeforeBytes ?? 0);
+    }
+  }
+  console.log(
+    `  node peak RSS ${mb(peakRss)} over all runs (${mb(rssBefore)} before the first pull; target < 200 MB) ${peakRss < 200 * MB ? 'met' : 'MISSED'}`,
+  );
+
+  if (worst !== null && (PROFILE === 'always' || (PROFILE === 'auto' && worst.ratio < 1))) {
+    const profileDir = join(dir.path, 'profile');
+    const m = await measureOurs(ctx, worst.files, ['--cpu-prof', `--cpu-prof-dir=${profileDir}`]);
+    console.log(
+      `\nProfile of one pull of "${worst.title}" (node --cpu-prof on the worker): ${rate(m).toFixed(0)} MB/s under the profiler, ` +
+        `worker CPU ${cpu(m.receiverCpuSeconds)} in ${m.seconds.toFixed(2)} s, agent CPU ${cpu(m.senderCpuSeconds)}`,
+    );
+    const [name] = (await readdir(profileDir)).filter((f) => f.endsWith('.cpuprofile'));
+    if (name === undefined) {
+      console.log('  (no .cpuprofile was written)');
+    } else {
+      const profile = JSON.parse(await readFile(join(profileDir, name), 'utf8')) as CpuProfile;
+      for (const line of summarizeProfile(profile)) console.log(line);
+      if (values['profile-dir'] !== undefined) {
+        await mkdir(values['profile-dir'], { recursive: true });
+        const kept = join(values['profile-dir'], `transfer-worker-${Date.now()}.cpuprofile`);
+        await copyFile(join(profileDir, name), kept);
+        console.log(`  kept ${kept}`);
+      }
+    }
+    await rm(ctx.dest, { recursive: true, force: true });
+  }
+} catch (error) {
+  console.error(
+    `transfer benchmark failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
+  );
+  process.exitCode = 1;
+} finally {
+  await cleanup();
+}
