@@ -16,6 +16,7 @@ import { freeSpace } from './disk-space.js';
 import { pullHttp } from './http-pull.js';
 import { callServer } from './node-client.js';
 import { type NodeState, readNodeState, writeNodeState } from './node-state.js';
+import { removePart } from './part-file.js';
 import { pullRsync, rsyncTransferRate } from './rsync-pull.js';
 import { incomingDir, sidecarPath } from './storage-layout.js';
 import { TokenBucket } from './token-bucket.js';
@@ -329,6 +330,8 @@ export async function startNodeDaemon(options: NodeDaemonOptions): Promise<NodeD
       FailSchema,
     );
     if (answer.ok) {
+      // A dead job is not retried here or anywhere: its partial file is of no use.
+      if (answer.data.state === 'dead') await removePart(config.rootPath, job.job_id).catch(() => undefined);
       const outcome =
         answer.data.state === 'dead' ? 'the job is dead' : `retry after ${answer.data.next_attempt_at}`;
       log.error(

@@ -1,10 +1,14 @@
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Catalog } from '../../src/catalog/database.js';
+import { writeNodeState } from '../../src/node/node-state.js';
+import { formatReindexSummary, reindexNode } from '../../src/node/reindex.js';
 import { type Sidecar, storedRelativePath } from '../../src/node/storage-layout.js';
 import { RESTORED_ILLEGAL_REASON } from '../../src/server/routes/reindex.js';
+import { blake3File } from '../../src/shared/blake3.js';
 import type { LeasedJob } from '../../src/shared/node-protocol.js';
 import type { Report } from '../../src/shared/report.js';
 import { BACKENDS, type BackendName, type TestApp, testApp } from '../support/catalog-backends.js';
@@ -19,6 +23,7 @@ import { type Cluster, startCluster } from '../support/cluster.js';
 import { sharedPostgres, stopSharedPostgres } from '../support/postgres.js';
 import { createEnrollToken, readCatalog } from '../support/process-catalog.js';
 import { sampleReport } from '../support/report-fixture.js';
+import { makeTempDir } from '../support/temp-dir.js';
 import { waitFor } from '../support/wait-for.js';
 
 afterAll(stopSharedPostgres);
@@ -273,6 +278,107 @@ describe.each(BACKENDS)('POST /api/v1/nodes/reindex on %s', (backend) => {
     expect(res.statusCode, res.body.slice(0, 300)).toBe(200);
     expect(res.json()).toEqual({ updated: 0, inserted: 1000, unchanged: 0, conflicts: [] });
     expect((await reindex(nodeA, entries)).json()).toMatchObject({ inserted: 0, unchanged: 1000 });
+  });
+
+  it('reindexNode walks a root in batches and reports what it does not send', async () => {
+    await t.app.listen({ host: '127.0.0.1', port: 0 });
+    const address = t.app.server.address();
+    if (address === null || typeof address === 'string') throw new Error('no address');
+    const dir = await makeTempDir('ubackup-reindex');
+    try {
+      const root = join(dir.path, 'root');
+      const leaf = join(root, '31', 'mysql', '111111', '3306');
+      await mkdir(leaf, { recursive: true });
+      const place = async (name: string, content: Buffer, overrides: Partial<Sidecar> = {}, at = leaf) => {
+        await mkdir(at, { recursive: true });
+        await writeFile(join(at, name), content);
+        const digest = await blake3File(join(at, name));
+        const sidecar = sidecarOf(
+          sampleReport({ filename: name, blake3: digest.blake3, size: digest.size }),
+          1,
+          {
+            ...overrides,
+          },
+        );
+        await writeFile(join(at, `${name}.ubmeta.json`), JSON.stringify(sidecar));
+        return sidecar;
+      };
+      const sent = [];
+      for (let i = 0; i < 5; i += 1) sent.push(await place(`f${i}.bin`, randomBytes(1000 + i)));
+      // Its sidecar says 3306, the file is under 3307.
+      await place(
+        'moved.bin',
+        randomBytes(10),
+        { instance: '3306' },
+        join(root, '31', 'mysql', '111111', '3307'),
+      );
+      const short = await place('short.bin', randomBytes(100));
+      await writeFile(join(leaf, 'short.bin'), randomBytes(99));
+      await writeFile(join(leaf, 'bad.bin'), 'x');
+      await writeFile(join(leaf, 'bad.bin.ubmeta.json'), '{"backup_id": "one"}');
+      await writeFile(join(root, '31', 'stray.txt'), 'x');
+      await symlink(join(leaf, 'f0.bin'), join(leaf, 'link.bin'));
+      await mkdir(join(root, '.incoming'), { recursive: true });
+      await writeFile(join(root, '.incoming', '5.part'), 'x');
+
+      const stateDir = join(dir.path, 'state');
+      await writeNodeState(stateDir, {
+        node_id: 1,
+        name: 'node-a',
+        cluster: 'default',
+        credential: nodeA,
+        server_url: `http://127.0.0.1:${address.port}`,
+        enrolled_at: new Date().toISOString(),
+      });
+      const configPath = join(dir.path, 'node.conf');
+      await writeFile(
+        configPath,
+        [
+          '[global]',
+          `server_url = http://127.0.0.1:${address.port}`,
+          `state_dir = ${stateDir}`,
+          'name = node-a',
+          `server_root_path = ${root}`,
+          '',
+        ].join('\n'),
+      );
+      const lines: string[] = [];
+      const log = {
+        info: (m: string) => lines.push(m),
+        warn: (m: string) => lines.push(m),
+        error: (m: string) => lines.push(m),
+      };
+      const summary = await reindexNode({ configPath, log, verify: false, batchSize: 2 });
+      expect(summary).toMatchObject({
+        node: 'node-a',
+        files: 9,
+        sent: 5,
+        inserted: 5,
+        updated: 0,
+        unchanged: 0,
+      });
+      expect(summary.conflicts).toEqual([]);
+      expect(summary.problems.map((p) => [p.kind, p.path])).toEqual(
+        [
+          ['misplaced', '31/mysql/111111/3307/moved.bin'],
+          ['invalid_sidecar', '31/mysql/111111/3306/bad.bin'],
+          ['size_mismatch', '31/mysql/111111/3306/short.bin'],
+          ['not_a_file', '31/mysql/111111/3306/link.bin'],
+          ['outside_layout', '31/stray.txt'],
+        ]
+          .sort((a, b) => (a.join() < b.join() ? -1 : 1))
+          .sort(() => 0),
+      );
+      expect(lines.filter((l) => l.includes('sent so far'))).toHaveLength(3);
+      const rows = await backupRows(t.catalog);
+      expect(rows.map((r) => r.filename).sort()).toEqual(['f0.bin', 'f1.bin', 'f2.bin', 'f3.bin', 'f4.bin']);
+      expect(rows.every((r) => r.stored_node === 'node-a')).toBe(true);
+      expect(rows.map((r) => r.report_id).sort()).toEqual(sent.map((x) => x.report_id).sort());
+      expect(rows.some((r) => r.report_id === short.report_id)).toBe(false);
+      expect(formatReindexSummary(summary)).toContain('node node-a: 9 file(s) under');
+    } finally {
+      await dir.cleanup();
+    }
   });
 
   it('inserts lost backups: from the registry when registered, and links an incremental to its full', async () => {
