@@ -5,7 +5,7 @@ import { withAdminCatalog } from './admin/admin-catalog.js';
 import { createToken } from './admin/create-token.js';
 import { AdminInputError, createUser, passwordFromFileText } from './admin/create-user.js';
 import { listTokens, revokeTokens } from './admin/manage-tokens.js';
-import { resetHost } from './admin/reset-host.js';
+import { resetHost, resetNode } from './admin/reset-host.js';
 import { AgentStartError, startAgentDaemon } from './agent/agent-daemon.js';
 import { runOnce } from './agent/run-once.js';
 import { runAgentServe } from './agent/serve-command.js';
@@ -363,6 +363,23 @@ admin
     await withAdminCatalog(flags, async (catalog) => {
       await resetHost(catalog, flags.serverId, Date.now());
       process.stderr.write(`host ${flags.serverId} reset: its agent enrolls again with its enroll_token\n`);
+    });
+  });
+
+admin
+  .command('node')
+  .description('enrolled storage nodes')
+  .command('reset')
+  .description(
+    'forget a storage node credential so the node can enroll again (reinstalled node, lost state_dir)',
+  )
+  .requiredOption('--name <name>', 'the node name')
+  .addOption(dataDirOption())
+  .addOption(dbOption())
+  .action(async (flags: { name: string; dataDir: string; db?: string }) => {
+    await withAdminCatalog(flags, async (catalog) => {
+      await resetNode(catalog, flags.name, Date.now());
+      process.stderr.write(`node ${flags.name} reset: it enrolls again with its enroll_token\n`);
     });
   });
 

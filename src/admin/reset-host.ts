@@ -24,3 +24,13 @@ export async function resetHost(catalog: Catalog, serverId: string, nowMs: numbe
     });
   });
 }
+
+/** Forgets a storage node's credential so that it can enroll again; what it stored stays recorded. */
+export async function resetNode(catalog: Catalog, name: string, nowMs: number): Promise<void> {
+  await catalog.db.transaction().execute(async (trx) => {
+    const node = await trx.selectFrom('nodes').select('id').where('name', '=', name).executeTakeFirst();
+    if (!node) throw new AdminInputError(`no storage node named ${name} has enrolled`);
+    await trx.updateTable('nodes').set({ credential_hash: null }).where('id', '=', node.id).execute();
+    await recordAudit(trx, { at: nowMs, actor: 'admin-cli', action: 'node.reset', subject: `node:${name}` });
+  });
+}

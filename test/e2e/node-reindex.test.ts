@@ -280,6 +280,24 @@ describe.each(BACKENDS)('POST /api/v1/nodes/reindex on %s', (backend) => {
     expect((await reindex(nodeA, entries)).json()).toMatchObject({ inserted: 0, unchanged: 1000 });
   });
 
+  it('takes a report_id sent twice in one call once; the second place is a conflict', async () => {
+    const lost = sampleReport({ filename: 'full.tar.gz' });
+    const here = entry(sidecarOf(lost, 7));
+    const elsewhere = entry(sidecarOf(lost, 7, { game_id: '32' }));
+    const res = await reindex(nodeA, [here, here, elsewhere]);
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toMatchObject({ inserted: 1, unchanged: 1, updated: 0 });
+    expect(res.json().conflicts).toEqual([
+      expect.objectContaining({
+        path: elsewhere.path,
+        reason: 'stored_at_another_path',
+        stored_path: here.path,
+      }),
+    ]);
+    expect((await backupRows(t.catalog)).map((r) => r.stored_path)).toEqual([here.path]);
+    expect(await jobRows(t.catalog)).toHaveLength(1);
+  });
+
   it('reindexNode walks a root in batches and reports what it does not send', async () => {
     await t.app.listen({ host: '127.0.0.1', port: 0 });
     const address = t.app.server.address();
@@ -358,17 +376,14 @@ describe.each(BACKENDS)('POST /api/v1/nodes/reindex on %s', (backend) => {
         unchanged: 0,
       });
       expect(summary.conflicts).toEqual([]);
-      expect(summary.problems.map((p) => [p.kind, p.path])).toEqual(
-        [
-          ['misplaced', '31/mysql/111111/3307/moved.bin'],
-          ['invalid_sidecar', '31/mysql/111111/3306/bad.bin'],
-          ['size_mismatch', '31/mysql/111111/3306/short.bin'],
-          ['not_a_file', '31/mysql/111111/3306/link.bin'],
-          ['outside_layout', '31/stray.txt'],
-        ]
-          .sort((a, b) => (a.join() < b.join() ? -1 : 1))
-          .sort(() => 0),
-      );
+      // In walk order: names sorted, a directory's entries before its subdirectories' next siblings.
+      expect(summary.problems.map((p) => [p.kind, p.path])).toEqual([
+        ['not_a_file', '31/mysql/111111/3306/link.bin'],
+        ['invalid_sidecar', '31/mysql/111111/3306/bad.bin'],
+        ['size_mismatch', '31/mysql/111111/3306/short.bin'],
+        ['misplaced', '31/mysql/111111/3307/moved.bin'],
+        ['outside_layout', '31/stray.txt'],
+      ]);
       expect(lines.filter((l) => l.includes('sent so far'))).toHaveLength(3);
       const rows = await backupRows(t.catalog);
       expect(rows.map((r) => r.filename).sort()).toEqual(['f0.bin', 'f1.bin', 'f2.bin', 'f3.bin', 'f4.bin']);

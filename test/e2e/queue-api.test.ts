@@ -1,4 +1,5 @@
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { resetNode } from '../../src/admin/reset-host.js';
 import { sweepExpiredLeases } from '../../src/server/queue/sweep-leases.js';
 import type { LeasedJob } from '../../src/shared/node-protocol.js';
 import type { Priority } from '../../src/shared/priority.js';
@@ -82,6 +83,9 @@ describe.each(BACKENDS)('transfer queue API on %s', (backend) => {
     });
     expect(again.statusCode).toBe(409);
     expect(again.json().error.code).toBe('already_enrolled');
+    expect(again.json().error.message).toContain('ubackup admin node reset --name node-a');
+    await resetNode(t.catalog, 'node-a', now);
+    await enrollNode('node-a');
     const unknown = await call('POST', '/api/v1/nodes/enroll', t.tokens.enroll, {
       name: 'node-b',
       cluster: 'mars',

@@ -29,7 +29,7 @@ describe.each(['sqlite', 'postgres'] as const)('ubackup server and admin command
 
   it('migrates once, then reports the catalog up to date', async () => {
     const first = await runCli(['admin', 'migrate', '--data-dir', dataDir, ...dbArgs]);
-    expect(first).toMatchObject({ code: 0, stderr: 'applied: 0001-initial\n' });
+    expect(first).toMatchObject({ code: 0, stderr: 'applied: 0001-initial, 0002-storage-cluster\n' });
     const second = await runCli(['admin', 'migrate', '--data-dir', dataDir, ...dbArgs]);
     expect(second).toMatchObject({ code: 0, stderr: 'catalog is up to date\n' });
   });

@@ -571,10 +571,15 @@ describe('chooseJobs: properties', () => {
 });
 
 describe('afterFailure and the retry schedule', () => {
+  it('takes the first delay from the server setting, doubling from there', () => {
+    expect([1, 2, 3].map((n) => retryDelayMs(n, 1000))).toEqual([1000, 2000, 4000]);
+    expect(retryDelayMs(30, 1000)).toBe(HOUR);
+  });
+
   it('backs off 30 s, 60 s, 2 min … and caps at 1 h', () => {
     expect(RETRY_BASE_DELAY_MS).toBe(30 * SECOND);
     expect(RETRY_MAX_DELAY_MS).toBe(HOUR);
-    const delays = [1, 2, 3, 4, 5, 6, 7, 8, 9, 20, 2000].map(retryDelayMs);
+    const delays = [1, 2, 3, 4, 5, 6, 7, 8, 9, 20, 2000].map((n) => retryDelayMs(n));
     expect(delays).toEqual([
       30 * SECOND,
       60 * SECOND,
