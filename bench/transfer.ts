@@ -8,23 +8,28 @@
  * The agent's file server runs in this process; the node's pulls run in a
  * child process (bench/transfer-worker.ts), so that its peak RSS and CPU time
  * are its own. Each measurement is repeated (`--runs`, default 3) with the
- * methods interleaved; the median is the figure. The sources are written just
- * before the runs, so every run reads them from the page cache; the
- * destinations are deleted between runs. A `dd conv=fsync` copy of the same
- * files on the same file system is printed as the local ceiling (no network).
+ * methods interleaved; the median is the figure. Before every run the
+ * destination is deleted, the sources are read once (so every run reads them
+ * from the page cache) and the machine is left alone for `--settle-s` seconds:
+ * on a VM with free page reporting (virtio-balloon), pages freed by the delete
+ * go back to the host after about 2 s and cost a host fault when touched
+ * again, so a writer that starts at once (rsync) would otherwise reuse warm
+ * pages and one that starts later (a node process) cold ones. A `dd
+ * conv=fsync` copy of the same files on the same file system is printed as the
+ * local ceiling (no network).
  *
  * When our pull is slower than rsync (`--profile auto`, the default) the node
  * side is profiled once (`node --cpu-prof`) and the hottest functions printed.
  *
  *   npm run bench:transfer -- [--size-mib 2048] [--parallel 8] [--parallel-size-mib 256]
- *                             [--runs 3] [--profile auto|always|never] [--profile-dir <dir>]
+ *                             [--runs 3] [--settle-s 3] [--profile auto|always|never] [--profile-dir <dir>]
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomFillSync, randomUUID } from 'node:crypto';
-import { closeSync, existsSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
 import { copyFile, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -48,6 +53,7 @@ const { values } = parseArgs({
     runs: { type: 'string', default: '3' },
     profile: { type: 'string', default: 'auto' },
     'profile-dir': { type: 'string' },
+    'settle-s': { type: 'string', default: '3' },
   },
 });
 
@@ -66,6 +72,11 @@ const SIZE_MIB = positiveInt('size-mib', values['size-mib']);
 const PARALLEL = positiveInt('parallel', values.parallel);
 const PARALLEL_SIZE_MIB = positiveInt('parallel-size-mib', values['parallel-size-mib']);
 const RUNS = positiveInt('runs', values.runs);
+const SETTLE_S = Number(values['settle-s']);
+if (!(Number.isFinite(SETTLE_S) && SETTLE_S >= 0)) {
+  console.error(`--settle-s must be a number ≥ 0, got ${values['settle-s']}`);
+  process.exit(2);
+}
 const PROFILE = values.profile ?? 'auto';
 if (!['auto', 'always', 'never'].includes(PROFILE)) {
   console.error(`--profile must be auto, always or never, got ${PROFILE}`);
@@ -157,12 +168,12 @@ async function runOk(command: string, args: string[]): Promise<Exited> {
 
 const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 
-/** CPU seconds of the reaped children of `pid` (cutime + cstime of /proc/<pid>/stat). */
-function reapedChildrenCpu(pid: number): number {
+/** CPU time of the reaped children of `pid` (cutime and cstime of /proc/<pid>/stat). */
+function reapedChildrenCpu(pid: number): CpuTime {
   const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
   // fields[0] is field 3 (state); cutime and cstime are fields 16 and 17.
-  return (Number(fields[13]) + Number(fields[14])) / CLOCK_TICKS;
+  return { user: Number(fields[13]) / CLOCK_TICKS, system: Number(fields[14]) / CLOCK_TICKS };
 }
 
 /** Waits until `pid` has reaped its children (the daemon reaps its per-connection senders on SIGCHLD). */
@@ -212,13 +223,18 @@ function writeRandomFile(path: string, bytes: number): string {
 // ---------------------------------------------------------------------------
 // Measurements
 
+interface CpuTime {
+  user: number;
+  system: number;
+}
+
 interface Measurement {
   seconds: number;
   bytes: number;
   /** Peak RSS of the receiving side: our worker, or the largest rsync/dd process. */
   receiverRssBytes: number | null;
-  receiverCpuSeconds: number | null;
-  senderCpuSeconds: number | null;
+  receiverCpu: CpuTime | null;
+  senderCpu: CpuTime | null;
   /** Ours only: the worker's RSS before its first pull. */
   rssBeforeBytes?: number;
 }
@@ -277,11 +293,27 @@ function leasedJob(ctx: Context, file: SourceFile): LeasedJob {
   };
 }
 
-async function freshDest(ctx: Context): Promise<void> {
+/** Reads the files once, so that the run reads them from the page cache. */
+function warm(files: SourceFile[]): void {
+  const buffer = Buffer.allocUnsafe(GENERATE_CHUNK_BYTES);
+  for (const file of files) {
+    const fd = openSync(file.path, 'r');
+    try {
+      while (readSync(fd, buffer, 0, buffer.length, null) > 0);
+    } finally {
+      closeSync(fd);
+    }
+  }
+}
+
+/** The same start for every run: an empty destination, warm sources, a quiet machine. */
+async function prepareRun(ctx: Context, files: SourceFile[]): Promise<void> {
   await rm(ctx.dest, { recursive: true, force: true });
   await mkdir(ctx.dest);
-  // Start each run with no dirty pages left from the previous one's deletes.
+  // No dirty pages left from the previous run's deletes.
   spawnSync('sync');
+  warm(files);
+  await new Promise((resolveSettle) => setTimeout(resolveSettle, SETTLE_S * 1000));
 }
 
 async function expectSize(path: string, size: number): Promise<void> {
@@ -291,7 +323,7 @@ async function expectSize(path: string, size: number): Promise<void> {
 
 /** Our pull, in a child process. `nodeArgs` go to node itself (e.g. --cpu-prof). */
 async function measureOurs(ctx: Context, files: SourceFile[], nodeArgs: string[] = []): Promise<Measurement> {
-  await freshDest(ctx);
+  await prepareRun(ctx, files);
   const jobs = files.map((file) => leasedJob(ctx, file));
   const jobsFile = join(ctx.tmp, 'jobs.json');
   await writeFile(jobsFile, JSON.stringify(jobs));
@@ -307,8 +339,8 @@ async function measureOurs(ctx: Context, files: SourceFile[], nodeArgs: string[]
     seconds: worker.seconds,
     bytes: worker.bytes,
     receiverRssBytes: Math.max(worker.maxRssBytes, worker.vmHwmBytes ?? 0),
-    receiverCpuSeconds: worker.cpuUserSeconds + worker.cpuSystemSeconds,
-    senderCpuSeconds: (sender.user + sender.system) / 1e6,
+    receiverCpu: { user: worker.cpuUserSeconds, system: worker.cpuSystemSeconds },
+    senderCpu: { user: sender.user / 1e6, system: sender.system / 1e6 },
     rssBeforeBytes: worker.rssBeforeBytes,
   };
 }
@@ -320,8 +352,8 @@ async function measureProcesses(
   argsFor: (file: SourceFile, index: number) => [string, string[]],
   senderPid: number | null,
 ): Promise<Measurement> {
-  await freshDest(ctx);
-  const senderBefore = senderPid === null ? 0 : reapedChildrenCpu(senderPid);
+  await prepareRun(ctx, files);
+  const senderBefore = senderPid === null ? null : reapedChildrenCpu(senderPid);
   const timeFiles = files.map((_, index) => join(ctx.tmp, `time-${index}.txt`));
   const start = performance.now();
   await Promise.all(
@@ -333,19 +365,21 @@ async function measureProcesses(
     }),
   );
   const seconds = (performance.now() - start) / 1000;
-  let senderCpuSeconds: number | null = null;
-  if (senderPid !== null) {
+  let senderCpu: CpuTime | null = null;
+  if (senderPid !== null && senderBefore !== null) {
     await childrenReaped(senderPid);
-    senderCpuSeconds = reapedChildrenCpu(senderPid) - senderBefore;
+    const after = reapedChildrenCpu(senderPid);
+    senderCpu = { user: after.user - senderBefore.user, system: after.system - senderBefore.system };
   }
   let receiverRssBytes: number | null = null;
-  let receiverCpuSeconds: number | null = null;
+  let receiverCpu: CpuTime | null = null;
   if (ctx.time !== undefined) {
     receiverRssBytes = 0;
-    receiverCpuSeconds = 0;
+    receiverCpu = { user: 0, system: 0 };
     for (const file of timeFiles) {
       const [user, system, maxRssKiB] = (await readFile(file, 'utf8')).trim().split(/\s+/).map(Number);
-      receiverCpuSeconds += (user ?? 0) + (system ?? 0);
+      receiverCpu.user += user ?? 0;
+      receiverCpu.system += system ?? 0;
       receiverRssBytes = Math.max(receiverRssBytes, (maxRssKiB ?? 0) * 1024);
     }
   }
@@ -354,8 +388,8 @@ async function measureProcesses(
     seconds,
     bytes: files.reduce((sum, file) => sum + file.size, 0),
     receiverRssBytes,
-    receiverCpuSeconds,
-    senderCpuSeconds,
+    receiverCpu,
+    senderCpu,
   };
 }
 
@@ -517,7 +551,11 @@ function median(numbers: number[]): number {
 
 const rate = (m: Measurement): number => m.bytes / MB / m.seconds;
 const mb = (bytes: number | null): string => (bytes === null ? '—' : `${(bytes / MB).toFixed(0)} MB`);
-const cpu = (seconds: number | null): string => (seconds === null ? '—' : `${seconds.toFixed(2)} s`);
+/** `user + system = total s`. */
+const cpu = (time: CpuTime | null): string =>
+  time === null
+    ? '—'
+    : `${time.user.toFixed(2)} + ${time.system.toFixed(2)} = ${(time.user + time.system).toFixed(2)} s`;
 
 interface Row {
   method: string;
@@ -543,8 +581,8 @@ function printSet(title: string, ours: Row, rsyncWhole: Row, rsyncDefault: Row, 
     'ours / rsync -W',
     'ours / rsync default',
     'receiver peak RSS',
-    'CPU receiver',
-    'CPU sender',
+    'CPU receiver (user + sys)',
+    'CPU sender (user + sys)',
   ];
   console.log(`| ${header.join(' | ')} |`);
   console.log(`|${header.map(() => '---').join('|')}|`);
@@ -562,8 +600,8 @@ function printSet(title: string, ours: Row, rsyncWhole: Row, rsyncDefault: Row, 
       row === ours ? wholeRatio.toFixed(2) : '',
       row === ours ? defaultRatio.toFixed(2) : '',
       `${mb(peakRss)}${row !== ours && row.runs[0] !== undefined && PARALLEL > 1 && title.includes('parallel') ? ' per process' : ''}`,
-      cpu(mid.receiverCpuSeconds),
-      cpu(mid.senderCpuSeconds),
+      cpu(mid.receiverCpu),
+      cpu(mid.senderCpu),
     ];
     console.log(`| ${cells.join(' | ')} |`);
   }
@@ -607,6 +645,12 @@ try {
     `  node ${process.version}, rsync ${rsyncVersion} (${rsyncFsync ? 'with --fsync' : 'no --fsync: rsync does not fsync!'}), ` +
       `temp dir ${dir.path} (${(freeBytes / 2 ** 30).toFixed(0)} GiB free)`,
   );
+  console.log(
+    `  before each run: destination deleted, sources read once (every run reads them from the page cache), ` +
+      `${SETTLE_S} s pause; load average ${loadavg()
+        .map((n) => n.toFixed(2))
+        .join(' ')}`,
+  );
 
   const generateStart = performance.now();
   const single: SourceFile[] = [
@@ -621,8 +665,7 @@ try {
   for (const file of [...single, ...parallel]) file.blake3 = writeRandomFile(file.path, file.size);
   spawnSync('sync');
   console.log(
-    `  generated ${(dataBytes / 2 ** 30).toFixed(2)} GiB of random data in ${((performance.now() - generateStart) / 1000).toFixed(1)} s ` +
-      '(still in the page cache: every run reads its source from memory)',
+    `  generated ${(dataBytes / 2 ** 30).toFixed(2)} GiB of random data in ${((performance.now() - generateStart) / 1000).toFixed(1)} s`,
   );
 
   const keys = generateTicketKeys();
@@ -679,6 +722,11 @@ try {
 
   for (const { title, rows } of results) printSet(title, ...rows);
 
+  console.log(
+    `\nload average at the end ${loadavg()
+      .map((n) => n.toFixed(2))
+      .join(' ')} (other work on the machine slows every method alike; compare the ratios)`,
+  );
   console.log('\nTargets');
   let worst: { title: string; files: SourceFile[]; ratio: number } | null = null;
   let peakRss = 0;
@@ -704,7 +752,7 @@ try {
     const m = await measureOurs(ctx, worst.files, ['--cpu-prof', `--cpu-prof-dir=${profileDir}`]);
     console.log(
       `\nProfile of one pull of "${worst.title}" (node --cpu-prof on the worker): ${rate(m).toFixed(0)} MB/s under the profiler, ` +
-        `worker CPU ${cpu(m.receiverCpuSeconds)} in ${m.seconds.toFixed(2)} s, agent CPU ${cpu(m.senderCpuSeconds)}`,
+        `worker CPU ${cpu(m.receiverCpu)} in ${m.seconds.toFixed(2)} s, agent CPU ${cpu(m.senderCpu)}`,
     );
     const [name] = (await readdir(profileDir)).filter((f) => f.endsWith('.cpuprofile'));
     if (name === undefined) {

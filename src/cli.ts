@@ -182,14 +182,14 @@ program
       out,
     });
     out('');
-    out('UBackup demo is running: the server on SQLite and a sample agent, on this machine.');
+    out('UBackup demo is running: the server on SQLite, a sample agent and a storage node, on this machine.');
     out(`  Server:     ${demo.url}   (API description: ${demo.url}/api/v1/openapi.json)`);
     out(`  Login:      ${demo.login.user} / ${demo.login.password}`);
     out(`  API token:  ${demo.adminToken}   (admin)`);
     out(
       `  Backups:    curl -s -H 'Authorization: Bearer ${demo.adminToken}' '${demo.url}/api/v1/backups?limit=10'`,
     );
-    out(`  Files:      ${demo.dir}   (agent.conf, scripts/, host-backups/, server/catalog.db)`);
+    out(`  Files:      ${demo.dir}   (agent.conf, node.conf, scripts/, host-backups/, server/catalog.db)`);
     out(`  Stored:     ${demo.storageDir}   (what the demo storage node pulled and verified)`);
     out(
       `The sample scripts ran once and now run every ${flags.interval} s; one instance is unregistered (illegal),`,

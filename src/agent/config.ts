@@ -218,6 +218,23 @@ export const listenAddress: Validator<{ host: string; port: number }> = (raw) =>
   return accept({ host, port });
 };
 
+/**
+ * The old `rsync_model`: an rsync daemon module and optional directories under
+ * it (`backup/database_3306`). A trailing `/` is dropped; anything else that a
+ * report could not carry is an error here, where the operator sees it.
+ */
+export const rsyncModelValue: Validator<string> = (raw) => {
+  const value = raw.replace(/\/+$/, '');
+  const parts = value.split('/');
+  if (
+    value === '' ||
+    parts.some((p) => !/^[A-Za-z0-9._-]+$/.test(p) || p === '.' || p === '..' || p.startsWith('-'))
+  ) {
+    return reject(`"${raw}" is not module[/dir…] of letters, digits, . _ - (e.g. backup/database_3306)`);
+  }
+  return accept(value);
+};
+
 /** A TCP port, 1–65535. */
 export const portNumber: Validator<number> = (raw) => {
   const port = Number(raw);
@@ -479,7 +496,7 @@ function readInstance(reader: SectionReader, defaults: InstanceDefaults): Instan
   const priority = optionalKey(reader, 'priority', priorityValue, null);
   const timeoutSeconds = optionalKey(reader, 'timeout', seconds(1), DEFAULT_TIMEOUT_SECONDS);
   const transport = optionalKey(reader, 'transport', transportValue, 'http');
-  const rsyncModel = optionalKey(reader, 'rsync_model', nonEmptyText, null);
+  const rsyncModel = optionalKey(reader, 'rsync_model', rsyncModelValue, null);
   if (transport === 'rsync' && rsyncModel === null) {
     const line = reader.section.entries.get('transport')?.line ?? reader.section.line;
     reader.errors.push(issue(reader, 'rsync_model', line, 'rsync_model is required when transport = rsync'));

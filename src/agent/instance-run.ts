@@ -264,7 +264,8 @@ export async function runInstance(
     priority: opts.priority,
     agent_version: UBACKUP_VERSION,
     transport: instance.transport,
-    rsync_model: instance.rsyncModel,
+    // The module only matters (and is only sent) for the rsync transport.
+    rsync_model: instance.transport === 'rsync' ? instance.rsyncModel : null,
     // The daemon and `agent serve` listen here; storage nodes pull from host_ip on this port.
     pull_port: global.pullPort ?? (global.listen.port === 0 ? null : global.listen.port),
     pull_tls: Boolean(global.tls),

@@ -313,9 +313,10 @@ export async function startNodeDaemon(options: NodeDaemonOptions): Promise<NodeD
           await fail(job, 'transient', error instanceof Error ? error.message : String(error));
       } finally {
         clearInterval(renew);
-        transfers.delete(job.job_id);
+        // The legacy `interval`: the slot rests before it takes the next job.
         if (config.pauseBetweenPullsSeconds > 0 && !stopped)
           await sleep(config.pauseBetweenPullsSeconds * 1000);
+        transfers.delete(job.job_id);
         wakeAll();
       }
     })();
@@ -373,7 +374,8 @@ export async function startNodeDaemon(options: NodeDaemonOptions): Promise<NodeD
           'api/v1/nodes/lease',
           {
             slots: central.weight - transfers.size,
-            free_bytes: Math.max(0, disk.freeBytes - inFlightRemaining()),
+            // Raw free space: the server subtracts the reserve and what is still to come of this node's leases.
+            free_bytes: disk.freeBytes,
           },
           LeaseResponseSchema,
         );

@@ -18,8 +18,10 @@ async function storedFiles(root: string): Promise<string[]> {
 }
 
 describe.each([
+  ['sqlite', 2],
   ['sqlite', 3],
   ['postgres', 2],
+  ['postgres', 3],
 ] as const)('storage cluster on %s with %d nodes', (backend, nodeCount) => {
   let cluster: Cluster | undefined;
   afterEach(async () => {
@@ -63,7 +65,7 @@ describe.each([
   });
 });
 
-describe('a storage node killed mid-transfer (sqlite)', () => {
+describe.each(['sqlite', 'postgres'] as const)('a storage node killed mid-transfer (%s)', (backend) => {
   let cluster: Cluster | undefined;
   afterEach(async () => {
     await cluster?.stop();
@@ -72,7 +74,7 @@ describe('a storage node killed mid-transfer (sqlite)', () => {
 
   it('resumes from its .part after a restart; the job is stored once', async () => {
     const size = 6 * 1024 * 1024;
-    const c = await startCluster('sqlite', { instances: 1, fileBytes: size, leaseSeconds: 5 });
+    const c = await startCluster(backend, { instances: 1, fileBytes: size, leaseSeconds: 5 });
     cluster = c;
     await c.runOnce();
     c.serveFiles();
@@ -111,7 +113,7 @@ describe('a storage node killed mid-transfer (sqlite)', () => {
 
   it('a second node takes over when the lease of a killed node expires', async () => {
     const size = 4 * 1024 * 1024;
-    const c = await startCluster('sqlite', { instances: 1, fileBytes: size, leaseSeconds: 5 });
+    const c = await startCluster(backend, { instances: 1, fileBytes: size, leaseSeconds: 5 });
     cluster = c;
     await c.runOnce();
     c.serveFiles();

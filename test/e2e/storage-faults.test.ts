@@ -16,7 +16,7 @@ async function filesUnder(root: string): Promise<string[]> {
   return entries.filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name).slice(root.length + 1));
 }
 
-describe('storage faults (sqlite)', () => {
+describe.each(['sqlite', 'postgres'] as const)('storage faults (%s)', (backend) => {
   let cluster: Cluster | undefined;
   let proxy: TcpProxy | undefined;
   const mounts: string[] = [];
@@ -32,7 +32,7 @@ describe('storage faults (sqlite)', () => {
   it('survives a reset and then a stall mid-file: the file is resumed, verified, and no partial file is visible', async () => {
     const size = 3 * 1024 * 1024;
     const proxyPort = await freePort();
-    const c = await startCluster('sqlite', {
+    const c = await startCluster(backend, {
       instances: 1,
       fileBytes: size,
       retryBaseSeconds: 1,
@@ -78,7 +78,7 @@ describe('storage faults (sqlite)', () => {
   });
 
   it('never stores a file that changed after the report: the job is retried, then dead', async () => {
-    const c = await startCluster('sqlite', {
+    const c = await startCluster(backend, {
       instances: 1,
       fileBytes: 65536,
       maxAttempts: 2,
@@ -112,7 +112,7 @@ describe('storage faults (sqlite)', () => {
   });
 
   it('pauses a node whose free space falls under its reserve; the other node carries on; space returning resumes it', async () => {
-    const c = await startCluster('sqlite', { instances: 6, fileBytes: 512 * 1024 });
+    const c = await startCluster(backend, { instances: 6, fileBytes: 512 * 1024 });
     cluster = c;
     // node-a stores on an 8 MiB tmpfs with a 3 MiB reserve; other data fills it to under the reserve.
     const small = join(c.dir.path, 'small-disk');

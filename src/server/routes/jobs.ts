@@ -117,6 +117,7 @@ export function jobRoutes(ctx: AppContext): FastifyPluginAsyncZod {
             .innerJoin('backups', 'backups.id', 'transfer_jobs.backup_id')
             .select([
               'transfer_jobs.state',
+              'transfer_jobs.cluster_id',
               'transfer_jobs.lease_node',
               'transfer_jobs.backup_id',
               'backups.blake3',
@@ -130,7 +131,7 @@ export function jobRoutes(ctx: AppContext): FastifyPluginAsyncZod {
           if (job.state === 'done' && job.stored_node === node.name) return;
           const holds = job.state === 'leased' && job.lease_node === node.name;
           // An expired lease not yet taken by another node: the work is done and verified, keep it.
-          const expiredUnclaimed = job.state === 'queued';
+          const expiredUnclaimed = job.state === 'queued' && job.cluster_id === node.clusterId;
           if (!holds && !expiredUnclaimed) throw leaseLost(id, node.name);
           if (job.blake3 !== request.body.blake3 || job.size !== request.body.size) {
             throw new ApiError(
