@@ -32,7 +32,8 @@ async function startServer(port = 0): Promise<FakeServer> {
   const reports: Report[] = [];
   const server: Server = createServer((request, response) => {
     void readBody(request).then((text) => {
-      const body: unknown = JSON.parse(text);
+      // GET /api/v1/agents/ticket-key (the daemon's file server asks for the key) has no body.
+      const body: unknown = text === '' ? null : JSON.parse(text);
       const send = (status: number, payload: unknown): void => {
         response.writeHead(status, { 'content-type': 'application/json' });
         response.end(JSON.stringify(payload));
@@ -44,6 +45,10 @@ async function startServer(port = 0): Promise<FakeServer> {
           return;
         }
         send(201, { server_id: '111111', credential: 'ubc_issued' });
+        return;
+      }
+      if (request.url === '/api/v1/agents/ticket-key') {
+        send(404, { error: { code: 'not_found', message: 'this stand-in server signs no tickets' } });
         return;
       }
       if (request.headers.authorization !== 'Bearer ubc_issued') {
