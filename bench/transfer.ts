@@ -572,7 +572,12 @@ function medianRun(row: Row): Measurement {
   return sorted[Math.floor((sorted.length - 1) / 2)] as Measurement;
 }
 
-function printSet(title: string, ours: Row, rsyncWhole: Row, rsyncDefault: Row, ceiling: Row): void {
+/** One table; `processes` > 1: the peers ran one process per file (their RSS is per process). */
+function printSet(
+  title: string,
+  processes: number,
+  [ours, rsyncWhole, rsyncDefault, ceiling]: [Row, Row, Row, Row],
+): void {
   console.log(`\n${title}`);
   const header = [
     'method',
@@ -599,7 +604,7 @@ function printSet(title: string, ours: Row, rsyncWhole: Row, rsyncDefault: Row, 
       ...row.runs.map((m) => `${rate(m).toFixed(0)} (${m.seconds.toFixed(2)} s)`),
       row === ours ? wholeRatio.toFixed(2) : '',
       row === ours ? defaultRatio.toFixed(2) : '',
-      `${mb(peakRss)}${row !== ours && row.runs[0] !== undefined && PARALLEL > 1 && title.includes('parallel') ? ' per process' : ''}`,
+      `${mb(peakRss)}${row !== ours && processes > 1 ? ' per process' : ''}`,
       cpu(mid.receiverCpu),
       cpu(mid.senderCpu),
     ];
@@ -639,7 +644,7 @@ try {
 
   console.log(
     `transfer benchmark: 1 × ${SIZE_MIB} MiB, then ${PARALLEL} × ${PARALLEL_SIZE_MIB} MiB in parallel; ` +
-      `${RUNS} runs each, median; MB = 10^6 bytes`,
+      `${RUNS} run${RUNS === 1 ? '' : 's'} each, median; MB = 10^6 bytes`,
   );
   console.log(
     `  node ${process.version}, rsync ${rsyncVersion} (${rsyncFsync ? 'with --fsync' : 'no --fsync: rsync does not fsync!'}), ` +
@@ -720,7 +725,7 @@ try {
   }
   await rm(ctx.dest, { recursive: true, force: true });
 
-  for (const { title, rows } of results) printSet(title, ...rows);
+  for (const { title, files, rows } of results) printSet(title, files.length, rows);
 
   console.log(
     `\nload average at the end ${loadavg()
