@@ -136,8 +136,12 @@ async function pull(
   }
 }
 
-async function commitAndReport(
-  options: PullHttpOptions,
+/**
+ * Verifies the job's part against what the agent reported and commits it
+ * (rename, sidecar); the one ending of every pull, whatever the transport.
+ */
+export async function commitAndReport(
+  options: { job: LeasedJob; root: string },
   relativePath: string,
   digest: { size: number; blake3: string } | undefined,
   bytesTransferred: number,

@@ -7,8 +7,8 @@ import { Blake3Hasher } from '@napi-rs/blake-hash';
 import type { FileDigest } from '../shared/blake3.js';
 import type { JobFailureCode, LeasedJob } from '../shared/node-protocol.js';
 import { componentProblem, describeComponentProblem } from '../shared/path-component.js';
-import { type PullHttpResult, sidecarForJob } from './http-pull.js';
-import { commitPart, StoreConflictError } from './part-file.js';
+import { commitAndReport, type PullHttpResult } from './http-pull.js';
+import { StoreConflictError } from './part-file.js';
 import {
   incomingDir,
   partPath,
@@ -444,33 +444,6 @@ function classify(
   return {
     code: 'transient',
     error: `rsync exited with code ${run.exitCode} (${kind}) for ${target.url}${detail}`,
-  };
-}
-
-async function commitAndReport(
-  options: PullRsyncOptions,
-  relativePath: string,
-  digest: FileDigest | undefined,
-  bytesTransferred: number,
-): Promise<PullRsyncResult> {
-  const { job, root } = options;
-  const result = await commitPart({
-    root,
-    jobId: job.job_id,
-    relativePath,
-    expected: { size: job.size, blake3: job.blake3 },
-    sidecar: sidecarForJob(job, new Date()),
-    ...(digest ? { actual: digest } : {}),
-  });
-  if (!result.ok) return failure(result.code, result.detail, bytesTransferred);
-  return {
-    ok: true,
-    path: result.path,
-    relativePath: result.relativePath,
-    size: job.size,
-    blake3: job.blake3,
-    bytesTransferred,
-    alreadyPresent: result.alreadyPresent,
   };
 }
 
