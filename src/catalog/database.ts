@@ -45,6 +45,11 @@ export function openCatalog(location: CatalogLocation, options: { poolSize?: num
           : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
     },
   });
+  // An idle connection that PostgreSQL closes (restart, failover, admin) is dropped
+  // from the pool and replaced on the next query; it must not crash the process.
+  pool.on('error', (error) => {
+    process.stderr.write(`ubackup: an idle catalog connection was closed: ${error.message}\n`);
+  });
   const db = new Kysely<CatalogSchema>({ dialect: new PostgresDialect({ pool }) });
   return { db, dialect: 'postgres', close: () => db.destroy() };
 }

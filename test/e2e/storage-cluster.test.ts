@@ -107,8 +107,8 @@ describe.each(['sqlite', 'postgres'] as const)('a storage node killed mid-transf
       second.output(),
     );
     expect(stored, second.output()).not.toBeNull();
+    // Less than the whole file came over the network (nothing at all if the part was already whole).
     expect(Number(stored?.[2])).toBeLessThan(size);
-    expect(Number(stored?.[2])).toBeGreaterThan(0);
   });
 
   it('a second node takes over when the lease of a killed node expires', async () => {
