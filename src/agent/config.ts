@@ -644,25 +644,40 @@ export function sortIssues(issues: ConfigIssue[]): ConfigIssue[] {
   return issues.toSorted((a, b) => (a.line ?? 0) - (b.line ?? 0));
 }
 
-export async function loadAgentConfig(
+/**
+ * Reads a config file and parses it; a file that cannot be read becomes one
+ * issue naming the file, like any other config error.
+ */
+export async function readConfigFile<R>(
   path: string,
-  options: ParseAgentConfigOptions = {},
-): Promise<AgentConfigResult> {
+  parse: (text: string) => R,
+  unreadable: (issue: ConfigIssue) => R,
+): Promise<R> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
-    return {
-      global: null,
-      instances: [],
-      errors: [
-        { file: path, section: null, key: null, line: null, message: `cannot read the config: ${reason}` },
-      ],
-      warnings: [],
-    };
+    return unreadable({
+      file: path,
+      section: null,
+      key: null,
+      line: null,
+      message: `cannot read the config: ${reason}`,
+    });
   }
-  return parseAgentConfig(text, path, options);
+  return parse(text);
+}
+
+export function loadAgentConfig(
+  path: string,
+  options: ParseAgentConfigOptions = {},
+): Promise<AgentConfigResult> {
+  return readConfigFile(
+    path,
+    (text) => parseAgentConfig(text, path, options),
+    (issue) => ({ global: null, instances: [], errors: [issue], warnings: [] }),
+  );
 }
 
 /** `/etc/uuzuback.conf [global] my_ip (line 9): "127.0.0.0.1" is not an IPv4 or IPv6 address` */

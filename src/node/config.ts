@@ -1,4 +1,3 @@
-import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import {
   absolutePath,
@@ -13,6 +12,7 @@ import {
   listenAddress,
   nonEmptyText,
   optionalKey,
+  readConfigFile,
   reject,
   requiredKey,
   type SectionReader,
@@ -355,22 +355,13 @@ export function parseNodeConfig(
   };
 }
 
-export async function loadNodeConfig(
+export function loadNodeConfig(
   path: string,
   options: ParseNodeConfigOptions = {},
 ): Promise<NodeConfigResult> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
-    return {
-      config: null,
-      errors: [
-        { file: path, section: null, key: null, line: null, message: `cannot read the config: ${reason}` },
-      ],
-      warnings: [],
-    };
-  }
-  return parseNodeConfig(text, path, options);
+  return readConfigFile(
+    path,
+    (text) => parseNodeConfig(text, path, options),
+    (issue) => ({ config: null, errors: [issue], warnings: [] }),
+  );
 }
