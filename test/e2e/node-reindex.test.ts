@@ -504,7 +504,7 @@ describe.each(BACKENDS)('ubackup node reindex on %s', (backend: BackendName) => 
   beforeAll(async () => {
     c = await startCluster(backend, { instances: 3, fileBytes: 64 * 1024 });
     await c.runOnce();
-    c.serveFiles();
+    await c.serveFiles();
     const node = await c.startNode('node-a');
     await waitFor(async () => (await c.jobs()).every((j) => j.state === 'done'), {
       timeoutMs: 60_000,

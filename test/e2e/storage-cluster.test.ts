@@ -33,7 +33,7 @@ describe.each([
     const c = await startCluster(backend, { instances: 200, fileBytes: 8192 });
     cluster = c;
     await c.runOnce();
-    c.serveFiles();
+    await c.serveFiles();
     const names = Array.from({ length: nodeCount }, (_, i) => `node-${i + 1}`);
     for (const name of names) await c.startNode(name);
     await waitFor(async () => (await c.jobs()).every((j) => j.state === 'done'), {
@@ -77,7 +77,7 @@ describe.each(['sqlite', 'postgres'] as const)('a storage node killed mid-transf
     const c = await startCluster(backend, { instances: 1, fileBytes: size, leaseSeconds: 5 });
     cluster = c;
     await c.runOnce();
-    c.serveFiles();
+    await c.serveFiles();
     // 512 KiB/s per transfer: the 6 MiB file takes about 12 s.
     const limit = ['rsync_bwlimit = 512'];
     const first = await c.startNode('node-a', limit);
@@ -116,7 +116,7 @@ describe.each(['sqlite', 'postgres'] as const)('a storage node killed mid-transf
     const c = await startCluster(backend, { instances: 1, fileBytes: size, leaseSeconds: 5 });
     cluster = c;
     await c.runOnce();
-    c.serveFiles();
+    await c.serveFiles();
     const a = await c.startNode('node-a', ['rsync_bwlimit = 512']);
     await waitFor(async () => (await c.jobs())[0]?.lease_node === 'node-a', {
       timeoutMs: 30_000,

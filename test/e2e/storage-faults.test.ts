@@ -55,7 +55,7 @@ describe.each(['sqlite', 'postgres'] as const)('storage faults (%s)', (backend) 
       },
     });
     await c.runOnce();
-    c.serveFiles();
+    await c.serveFiles();
     const node = await c.startNode('node-a', ['stall_timeout = 3']);
     // While the transfer is broken, nothing may appear under the final path.
     const root = c.nodeRoot('node-a');
@@ -68,7 +68,7 @@ describe.each(['sqlite', 'postgres'] as const)('storage faults (%s)', (backend) 
     const [job] = await c.jobs();
     expect(verdicts.slice(0, 3)).toEqual(['{"cutAfter":1048576}', '{"stallAfter":2097152}', 'forward']);
     expect((await blake3File(join(root, job?.stored_path ?? ''))).blake3).toBe(job?.blake3);
-    expect(job?.attempts).toBe(3);
+    expect(job?.attempts, node.output()).toBe(3);
     expect(await readdir(join(root, '.incoming'))).toEqual([]);
     // The last attempt fetched only what the part did not hold yet.
     const stored = /(\d+) bytes transferred, resumed/.exec(node.output());
@@ -94,7 +94,7 @@ describe.each(['sqlite', 'postgres'] as const)('storage faults (%s)', (backend) 
     byte[0] = (byte[0] ?? 0) ^ 0x01;
     await handle.write(byte, 0, 1, 1000);
     await handle.close();
-    c.serveFiles();
+    await c.serveFiles();
     await c.startNode('node-a');
     await waitFor(async () => (await c.jobs())[0]?.state === 'dead', {
       timeoutMs: 60_000,
@@ -126,7 +126,7 @@ describe.each(['sqlite', 'postgres'] as const)('storage faults (%s)', (backend) 
     const filler = join(small, 'other-data.bin');
     await writeFile(filler, Buffer.alloc(5 * 1024 * 1024 + 512 * 1024));
     await c.runOnce();
-    c.serveFiles();
+    await c.serveFiles();
     const a = await c.startNode('node-a', ['reserve = 3M', 'work_thread = 2'], join(small, 'store'));
     await waitFor(async () => /under the reserve/.test(a.output()), {
       timeoutMs: 30_000,

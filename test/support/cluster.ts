@@ -1,10 +1,12 @@
 import { mkdir, writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import type { BackendName } from './catalog-backends.js';
 import { type CliDaemon, runCli, type ServerProcess, startCli, startServerProcess } from './cli-process.js';
 import { freePort } from './free-port.js';
 import { createEnrollToken, type ProcessCatalog, processCatalog, readCatalog } from './process-catalog.js';
 import { makeTempDir, type TempDir } from './temp-dir.js';
+import { waitFor } from './wait-for.js';
 
 /**
  * A whole UBackup on loopback for storage tests: a server process, one
@@ -49,7 +51,8 @@ export interface Cluster {
   /** Runs every instance once (`agent run-once`): one report and one queued job each. */
   runOnce(): Promise<void>;
   /** Starts the host's file server (`agent serve`). */
-  serveFiles(): CliDaemon;
+  /** Starts `ubackup agent serve` and resolves once its file server accepts connections. */
+  serveFiles(): Promise<CliDaemon>;
   nodeRoot(name: string): string;
   /** Writes `<dir>/<name>.conf` and starts `ubackup node` with it. */
   startNode(name: string, extra?: string[], root?: string): Promise<CliDaemon>;
@@ -122,9 +125,13 @@ export async function startCluster(backend: BackendName, options: ClusterOptions
         throw new Error(`run-once did not report every instance:\n${run.stderr}`);
       }
     },
-    serveFiles: () => {
+    serveFiles: async () => {
       const daemon = startCli(['agent', 'serve', '--config', agentConfig, '--log-level', 'warn']);
       daemons.push(daemon);
+      await waitFor(() => accepts(filePort), {
+        timeoutMs: 30_000,
+        what: `the file server on port ${filePort}`,
+      });
       return daemon;
     },
     nodeRoot,
@@ -176,4 +183,16 @@ export async function startCluster(backend: BackendName, options: ClusterOptions
       await dir.cleanup();
     },
   };
+}
+
+/** True when something accepts TCP connections on 127.0.0.1:port. */
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
 }
