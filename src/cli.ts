@@ -95,6 +95,24 @@ program
       .default(DEFAULT_SERVER_FLAGS.retryBaseSeconds),
   )
   .addOption(
+    new Option('--alert-sweep-seconds <n>', 'how often alerts are evaluated and notifications sent')
+      .env('UBACKUP_ALERT_SWEEP_SECONDS')
+      .default(DEFAULT_SERVER_FLAGS.alertSweepSeconds),
+  )
+  .addOption(
+    new Option(
+      '--backlog-seconds <n>',
+      "queue_backlog opens when a cluster's oldest queued job waited this long",
+    )
+      .env('UBACKUP_BACKLOG_SECONDS')
+      .default(DEFAULT_SERVER_FLAGS.backlogSeconds),
+  )
+  .addOption(
+    new Option('--public-url <url>', "the dashboard's address, for links in notifications").env(
+      'UBACKUP_PUBLIC_URL',
+    ),
+  )
+  .addOption(
     new Option('--db-pool-size <n>', 'PostgreSQL connections per server process')
       .env('UBACKUP_DB_POOL_SIZE')
       .default(DEFAULT_SERVER_FLAGS.dbPoolSize),

@@ -9,7 +9,7 @@ import { type AgentLog, Delivery, nextBackoffMs } from './delivery.js';
 import { type FileServer, startFileServer } from './file-server.js';
 import { runInstance } from './instance-run.js';
 import { maxJitterFor, nextPlannedRun, stableJitterMs } from './schedule.js';
-import { enroll, fetchTicketKey, parseTicketPublicKey } from './server-client.js';
+import { announceRun, enroll, fetchTicketKey, parseTicketPublicKey } from './server-client.js';
 import { Spool } from './spool.js';
 
 /**
@@ -402,6 +402,8 @@ export interface AgentDaemon {
 
 /** setTimeout's largest delay. */
 const MAX_TIMER_MS = 2_147_483_647;
+/** An announcement that takes longer than this is dropped: the run goes on regardless. */
+const ANNOUNCE_TIMEOUT_MS = 10_000;
 
 export async function startAgentDaemon(options: AgentDaemonOptions): Promise<AgentDaemon> {
   const { log } = options;
@@ -491,6 +493,26 @@ export async function startAgentDaemon(options: AgentDaemonOptions): Promise<Age
     timers.set(instance.name, timer);
   };
 
+  /** Tells the server the run started, without waiting for it: a hung run then raises `stuck`. */
+  const announce = (instance: InstanceConfig, startedAt: number): void => {
+    const credential = state.credentialFor(global.serverId);
+    if (credential === null) return;
+    void announceRun(
+      global.serverUrl,
+      credential,
+      {
+        server_id: global.serverId,
+        type: instance.type,
+        instance: instance.instance,
+        started_at: new Date(startedAt).toISOString(),
+        timeout_seconds: instance.timeoutSeconds,
+      },
+      { signal: abort.signal, timeoutMs: ANNOUNCE_TIMEOUT_MS },
+    ).then((result) => {
+      if (!result.ok) log.warn(`[${instance.name}] could not announce the run: ${result.reason}`);
+    });
+  };
+
   const planAfter = (instance: InstanceConfig, afterMs: number): number | null => {
     try {
       return nextPlannedRun(instance.schedule, afterMs);
@@ -502,6 +524,7 @@ export async function startAgentDaemon(options: AgentDaemonOptions): Promise<Age
 
   const startRun = (instance: InstanceConfig, slot: number): void => {
     const startedAt = now();
+    announce(instance, startedAt);
     const done = (async (): Promise<void> => {
       try {
         const report = await runInstance(instance, global, {

@@ -2,6 +2,7 @@ import type { KeyObject } from 'node:crypto';
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { type Report, ReportReceiptSchema } from '../shared/report.js';
+import type { RunStart } from '../shared/run-start.js';
 import { importPublicKey } from '../shared/ticket.js';
 import { UBACKUP_VERSION } from '../shared/version.js';
 
@@ -197,6 +198,24 @@ export async function sendReport(
     return { kind: 'retry', reason: retryReason(url, answer), status: answer.status };
   }
   return { kind: 'rejected', status: answer.status, ...parseError(answer) };
+}
+
+/**
+ * Tells the server a run started (for the stuck alert). Best effort: a run
+ * never waits on the server, so a failure only comes back as its reason.
+ */
+export async function announceRun(
+  serverUrl: string,
+  credential: string,
+  run: RunStart,
+  options: ClientOptions = {},
+): Promise<{ ok: true } | { ok: false; reason: string }> {
+  const url = apiUrl(serverUrl, 'api/v1/runs');
+  const answer = await post(url, credential, run, options);
+  if ('failed' in answer) return { ok: false, reason: answer.failed };
+  if (answer.status >= 200 && answer.status < 300) return { ok: true };
+  const { code, message } = parseError(answer);
+  return { ok: false, reason: `${url} answered ${answer.status} ${code}: ${message}` };
 }
 
 /** Exchanges the enrollment token for this host's own credential. */

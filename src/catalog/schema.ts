@@ -60,6 +60,11 @@ export interface InstanceTable {
   paused: ColumnType<number, number | undefined, number>;
   next_due_at: Millis | null;
   last_success_at: Millis | null;
+  /** Alerts for this instance stay quiet until then. */
+  muted_until: ColumnType<Millis | null, Millis | null | undefined, Millis | null>;
+  /** A run the agent announced and has not reported yet, and when it counts as stuck. */
+  run_started_at: ColumnType<Millis | null, Millis | null | undefined, Millis | null>;
+  run_deadline_at: ColumnType<Millis | null, Millis | null | undefined, Millis | null>;
   last_report_at: Millis | null;
   created_at: Millis;
   updated_at: Millis;
@@ -105,6 +110,8 @@ export interface BackupTable {
   deleted_at: Millis | null;
   transport: ColumnType<string, string | undefined, string>;
   rsync_model: string | null;
+  /** 1 until the alert engine has looked at this backup. */
+  alert_pending: ColumnType<number, number | undefined, number>;
 }
 
 export interface TransferJobTable {
@@ -186,6 +193,73 @@ export interface ServerKeyTable {
   created_at: Millis;
 }
 
+export interface AlertTable {
+  id: Id;
+  type: string;
+  subject: string;
+  game_id: string;
+  severity: string;
+  /** open | acknowledged | resolved */
+  state: string;
+  summary: string;
+  opened_at: Millis;
+  acknowledged_at: Millis | null;
+  acknowledged_by: string | null;
+  ack_comment: string | null;
+  resolved_at: Millis | null;
+  resolved_by: string | null;
+  last_event_at: Millis;
+  /** 1 after it opened or resolved, until the notifier has looked at it. */
+  notify_pending: ColumnType<number, number | undefined, number>;
+}
+
+export interface AlertEventTable {
+  id: Id;
+  alert_id: number;
+  at: Millis;
+  /** opened | acknowledged | resolved | commented | updated */
+  kind: string;
+  actor: string;
+  detail: string;
+}
+
+export interface UserFocusTable {
+  user_id: number;
+  game_id: string;
+}
+
+export interface NotificationChannelTable {
+  id: Id;
+  name: string;
+  kind: string;
+  config: string;
+  enabled: ColumnType<number, number | undefined, number>;
+  created_at: Millis;
+  updated_at: Millis;
+}
+
+export interface NotificationDeliveryTable {
+  id: Id;
+  channel_id: number;
+  created_at: Millis;
+  /** pending | sent | failed */
+  state: string;
+  attempts: ColumnType<number, number | undefined, number>;
+  next_attempt_at: Millis;
+  last_error: string | null;
+  sent_at: Millis | null;
+  alert_count: number;
+  message: string;
+}
+
+export interface NotificationMarkTable {
+  channel_id: number;
+  alert_id: number;
+  notified_at: Millis;
+  /** open | resolved */
+  told_state: string;
+}
+
 export interface CatalogSchema {
   businesses: BusinessTable;
   backup_types: BackupTypeTable;
@@ -199,6 +273,12 @@ export interface CatalogSchema {
   audit_log: AuditLogTable;
   nodes: NodeTable;
   server_keys: ServerKeyTable;
+  alerts: AlertTable;
+  alert_events: AlertEventTable;
+  user_focus: UserFocusTable;
+  notification_channels: NotificationChannelTable;
+  notification_deliveries: NotificationDeliveryTable;
+  notification_marks: NotificationMarkTable;
 }
 
 export type BackupRow = Selectable<BackupTable>;
@@ -211,3 +291,5 @@ export type HostRow = Selectable<HostTable>;
 export type NodeRow = Selectable<NodeTable>;
 export type TokenRow = Selectable<TokenTable>;
 export type UserRow = Selectable<UserTable>;
+export type AlertRow = Selectable<AlertTable>;
+export type NotificationChannelRow = Selectable<NotificationChannelTable>;

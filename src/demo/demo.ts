@@ -11,7 +11,7 @@ import type { Catalog } from '../catalog/database.js';
 import { startNodeDaemon } from '../node/node-daemon.js';
 import { hashPassword } from '../server/auth/password.js';
 import { type RunningServer, startServer } from '../server/server-process.js';
-import { resolveServerSettings } from '../server/server-settings.js';
+import { DEFAULT_SERVER_FLAGS, resolveServerSettings } from '../server/server-settings.js';
 import { freePort } from '../shared/free-port.js';
 import {
   SAMPLE_GAME_ID,
@@ -104,6 +104,8 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
     agingSeconds: '600',
     heartbeatSeconds: '5',
     retryBaseSeconds: '30',
+    alertSweepSeconds: '5',
+    backlogSeconds: DEFAULT_SERVER_FLAGS.backlogSeconds,
   });
   let server: RunningServer;
   try {

@@ -13,14 +13,19 @@ import { ApiError, errorBody } from './api-error.js';
 import type { AppContext } from './app-context.js';
 import { type Access, bearerValue, type Principal, resolvePrincipal } from './auth/principal.js';
 import { roleAllows } from './auth/roles.js';
+import { alertRoutes } from './routes/alerts.js';
 import { backupRoutes } from './routes/backups.js';
 import { enrollRoutes } from './routes/enroll.js';
+import { focusRoutes } from './routes/focus.js';
 import { healthRoutes } from './routes/health.js';
+import { instanceMuteRoutes } from './routes/instance-mute.js';
 import { jobRoutes } from './routes/jobs.js';
 import { nodeRoutes } from './routes/nodes.js';
+import { notificationChannelRoutes } from './routes/notification-channels.js';
 import { registryRoutes } from './routes/registry.js';
 import { reindexRoutes } from './routes/reindex.js';
 import { reportRoutes } from './routes/reports.js';
+import { runRoutes } from './routes/runs.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -117,11 +122,16 @@ export async function buildApp(ctx: AppContext) {
   await app.register(healthRoutes(ctx));
   await app.register(enrollRoutes(ctx));
   await app.register(reportRoutes(ctx));
+  await app.register(runRoutes(ctx));
   await app.register(backupRoutes(ctx));
   await app.register(registryRoutes(ctx));
   await app.register(nodeRoutes(ctx));
+  await app.register(notificationChannelRoutes(ctx));
   await app.register(jobRoutes(ctx));
   await app.register(reindexRoutes(ctx));
+  await app.register(alertRoutes(ctx));
+  await app.register(focusRoutes(ctx));
+  await app.register(instanceMuteRoutes(ctx));
   return app;
 }
 

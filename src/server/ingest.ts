@@ -1,6 +1,7 @@
 import { sql, type Transaction } from 'kysely';
 import type { CatalogDb } from '../catalog/database.js';
 import type { CatalogSchema, NewBackup, NewTransferJob } from '../catalog/schema.js';
+import { IN_LIST_BATCH, INSERT_BATCH, inBatches } from '../catalog/statement-batches.js';
 import { isPriority, type Priority, priorityRank } from '../shared/priority.js';
 import type { Report, ReportReceipt } from '../shared/report.js';
 import { ApiError } from './api-error.js';
@@ -31,11 +32,6 @@ export interface Submission {
 }
 
 type Trx = Transaction<CatalogSchema>;
-
-/** Rows per multi-row INSERT: well under SQLite's and PostgreSQL's parameter limits. */
-const INSERT_CHUNK = 200;
-/** Values per IN (…) list. */
-const IN_CHUNK = 500;
 
 /** A report is accepted only from the host whose credential matches its server_id. */
 export function checkReportOwner(report: Report, host: ReportingHost): void {
@@ -275,15 +271,9 @@ function duplicateOutcome(stored: StoredBackup, report: Report): IngestOutcome {
   };
 }
 
-function chunks<T>(items: readonly T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
-  return out;
-}
-
 async function storedByReportId(trx: Trx, reportIds: readonly string[]): Promise<Map<string, StoredBackup>> {
   const found = new Map<string, StoredBackup>();
-  for (const ids of chunks([...new Set(reportIds)], IN_CHUNK)) {
+  for (const ids of inBatches([...new Set(reportIds)], IN_LIST_BATCH)) {
     const rows = await trx
       .selectFrom('backups')
       .leftJoin('transfer_jobs', 'transfer_jobs.backup_id', 'backups.id')
@@ -305,7 +295,7 @@ async function storedByReportId(trx: Trx, reportIds: readonly string[]): Promise
 async function registryEntries(trx: Trx, reports: readonly Report[]): Promise<Map<string, RegistryEntry>> {
   const wanted = new Set(reports.map(identityOf));
   const entries = new Map<string, RegistryEntry>();
-  for (const serverIds of chunks([...new Set(reports.map((r) => r.server_id))], IN_CHUNK)) {
+  for (const serverIds of inBatches([...new Set(reports.map((r) => r.server_id))], IN_LIST_BATCH)) {
     const rows = await trx
       .selectFrom('instances')
       .select(['id', 'server_id', 'type', 'instance', 'game_id', 'cluster_id', 'priority'])
@@ -323,7 +313,7 @@ async function registryEntries(trx: Trx, reports: readonly Report[]): Promise<Ma
 
 async function existingBusinesses(trx: Trx, reports: readonly Report[]): Promise<Set<string>> {
   const known = new Set<string>();
-  for (const gameIds of chunks([...new Set(reports.map((r) => r.game_id))], IN_CHUNK)) {
+  for (const gameIds of inBatches([...new Set(reports.map((r) => r.game_id))], IN_LIST_BATCH)) {
     const rows = await trx
       .selectFrom('businesses')
       .select('game_id')
@@ -341,8 +331,8 @@ async function resolveBaseFulls(trx: Trx, rows: NewBackup[]): Promise<void> {
   const newest = new Map<string, { id: number; created_at: number }>();
   const serverIds = [...new Set(incrementals.map((r) => r.server_id))];
   const names = [...new Set(incrementals.map((r) => r.base_filename as string))];
-  for (const ids of chunks(serverIds, IN_CHUNK)) {
-    for (const fileNames of chunks(names, IN_CHUNK)) {
+  for (const ids of inBatches(serverIds, IN_LIST_BATCH)) {
+    for (const fileNames of inBatches(names, IN_LIST_BATCH)) {
       const fulls = await trx
         .selectFrom('backups')
         .select(['id', 'server_id', 'type', 'instance', 'filename', 'created_at'])
@@ -388,7 +378,7 @@ async function linkBaseFullsWithinGroup(
 /** Inserts new backup rows; a report_id stored meanwhile by another server is skipped. */
 async function insertBackups(trx: Trx, rows: readonly NewBackup[]): Promise<Map<string, number>> {
   const ids = new Map<string, number>();
-  for (const part of chunks(rows, INSERT_CHUNK)) {
+  for (const part of inBatches(rows, INSERT_BATCH)) {
     const inserted = await trx
       .insertInto('backups')
       .values(part)
@@ -402,7 +392,7 @@ async function insertBackups(trx: Trx, rows: readonly NewBackup[]): Promise<Map<
 
 async function insertJobs(trx: Trx, rows: readonly NewTransferJob[]): Promise<Map<number, number>> {
   const ids = new Map<number, number>();
-  for (const part of chunks(rows, INSERT_CHUNK)) {
+  for (const part of inBatches(rows, INSERT_BATCH)) {
     const inserted = await trx
       .insertInto('transfer_jobs')
       .values(part)
@@ -413,7 +403,11 @@ async function insertJobs(trx: Trx, rows: readonly NewTransferJob[]): Promise<Ma
   return ids;
 }
 
-/** Records each registered instance's latest report and, for successes, its newest backup time. */
+/**
+ * Records each registered instance's latest report and, for successes, its
+ * newest backup time; a newer success clears the due time for the alert
+ * engine to recompute from it, and any report ends the run the agent announced.
+ */
 async function touchInstances(trx: Trx, rows: readonly NewBackup[], nowMs: number): Promise<void> {
   const latest = new Map<number, number | null>();
   for (const row of rows) {
@@ -422,7 +416,7 @@ async function touchInstances(trx: Trx, rows: readonly NewBackup[], nowMs: numbe
     const seen = latest.get(row.instance_id) ?? null;
     latest.set(row.instance_id, success === null ? seen : Math.max(seen ?? success, success));
   }
-  for (const part of chunks([...latest], INSERT_CHUNK)) {
+  for (const part of inBatches([...latest], INSERT_BATCH)) {
     const values = sql.join(
       part.map(([id, success]) => sql`(cast(${id} as bigint), cast(${success} as bigint))`),
     );
@@ -433,7 +427,12 @@ async function touchInstances(trx: Trx, rows: readonly NewBackup[], nowMs: numbe
         updated_at = ${nowMs},
         last_success_at = case
           when v.success is not null and (instances.last_success_at is null or instances.last_success_at < v.success)
-          then v.success else instances.last_success_at end
+          then v.success else instances.last_success_at end,
+        next_due_at = case
+          when v.success is not null and (instances.last_success_at is null or instances.last_success_at < v.success)
+          then null else instances.next_due_at end,
+        run_started_at = null,
+        run_deadline_at = null
       from v where instances.id = v.id`.execute(trx);
   }
 }
@@ -451,7 +450,7 @@ async function touchHosts(
     const { host_ip, agent_version, pull_port, pull_tls } = s.report;
     seen.set(s.host.hostId, { ip: host_ip, version: agent_version, port: pull_port, tls: pull_tls ? 1 : 0 });
   });
-  for (const part of chunks([...seen], INSERT_CHUNK)) {
+  for (const part of inBatches([...seen], INSERT_BATCH)) {
     const values = sql.join(
       part.map(
         ([id, v]) =>

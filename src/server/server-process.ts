@@ -4,10 +4,17 @@ import { type Catalog, migrateCatalog, openCatalog } from '../catalog/database.j
 import { systemClock } from '../shared/clock.js';
 import { formatListenAddress } from '../shared/listen-address.js';
 import { stopOnSignal } from '../shared/stop-on-signal.js';
+import { sweepAlerts } from './alerts/alert-sweep.js';
+import { runDeliveryRound } from './alerts/delivery-round.js';
+import { runNotificationRound } from './alerts/notification-round.js';
 import { type App, buildApp } from './app.js';
 import { createAppContext } from './app-context.js';
+import { startPeriodicTask } from './periodic-task.js';
 import { sweepExpiredLeases } from './queue/sweep-leases.js';
 import type { ServerSettings } from './server-settings.js';
+
+/** How often queued notifications are sent (each round sends what is due). */
+const DELIVERY_ROUND_SECONDS = 2;
 
 export interface RunningServer {
   app: App;
@@ -39,7 +46,52 @@ export async function startServer(settings: ServerSettings, log: Logger): Promis
         },
       }),
     );
-    const sweeper = startLeaseSweeper(catalog, log, Math.max(1, settings.leaseSeconds / 4));
+    const tasks = [
+      startPeriodicTask({
+        name: 'lease sweep',
+        everySeconds: Math.max(1, settings.leaseSeconds / 4),
+        log,
+        run: async () => {
+          const swept = await sweepExpiredLeases(catalog.db, Date.now());
+          if (swept.requeued > 0 || swept.dead > 0) log.warn(swept, 'expired leases swept');
+        },
+      }),
+      startPeriodicTask({
+        name: 'alert sweep',
+        everySeconds: settings.alertSweepSeconds,
+        log,
+        run: async () => {
+          const swept = await sweepAlerts(catalog.db, Date.now(), {
+            heartbeatSeconds: settings.heartbeatSeconds,
+            backlogSeconds: settings.backlogSeconds,
+          });
+          if (swept.opened > 0 || swept.resolved > 0) log.info(swept, 'alerts changed');
+          const round = await runNotificationRound(catalog.db, Date.now(), {
+            dashboardUrl: settings.publicUrl,
+            onInvalidChannel: (channel, problem) =>
+              log.error(
+                { channel: channel.name },
+                `notification channel ${channel.name} is skipped: ${problem}`,
+              ),
+          });
+          if (round.messagesQueued > 0) log.info(round, 'notifications queued');
+        },
+      }),
+      startPeriodicTask({
+        name: 'notification delivery',
+        everySeconds: DELIVERY_ROUND_SECONDS,
+        log,
+        run: async () => {
+          const sent = await runDeliveryRound(catalog.db, () => Date.now());
+          for (const f of sent.failed) {
+            log.error(
+              { delivery: f.deliveryId, channel: f.channel },
+              `notification to ${f.channel} failed for good: ${f.error}`,
+            );
+          }
+        },
+      }),
+    ];
     await app.listen({ host: settings.listen.host, port: settings.listen.port });
     const bound = app.server.address();
     const port = typeof bound === 'object' && bound ? bound.port : settings.listen.port;
@@ -54,8 +106,8 @@ export async function startServer(settings: ServerSettings, log: Logger): Promis
       catalog,
       url,
       close: async () => {
-        clearInterval(sweeper);
         await app.close();
+        await Promise.all(tasks.map((t) => t.stop()));
         await catalog.close();
       },
     };
@@ -63,25 +115,6 @@ export async function startServer(settings: ServerSettings, log: Logger): Promis
     await catalog.close();
     throw error;
   }
-}
-
-/** Returns expired leases to the queue every `everySeconds`. */
-function startLeaseSweeper(catalog: Catalog, log: Logger, everySeconds: number): NodeJS.Timeout {
-  let running = false;
-  const timer = setInterval(() => {
-    if (running) return;
-    running = true;
-    sweepExpiredLeases(catalog.db, Date.now())
-      .then((swept) => {
-        if (swept.requeued > 0 || swept.dead > 0) log.warn(swept, 'expired leases swept');
-      })
-      .catch((error: unknown) => log.error({ err: error }, 'lease sweep failed'))
-      .finally(() => {
-        running = false;
-      });
-  }, everySeconds * 1000);
-  timer.unref();
-  return timer;
 }
 
 export function createLogger(level: string, name: string): Logger {

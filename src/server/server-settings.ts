@@ -16,6 +16,12 @@ export interface ServerSettings {
   agingSeconds: number;
   heartbeatSeconds: number;
   retryBaseSeconds: number;
+  /** How often the alert engine and the notifier run. */
+  alertSweepSeconds: number;
+  /** A cluster whose oldest queued job waited longer than this raises queue_backlog. */
+  backlogSeconds: number;
+  /** The dashboard's address, for links in notifications (null: no links). */
+  publicUrl: string | null;
 }
 
 export interface ServerFlags {
@@ -30,6 +36,9 @@ export interface ServerFlags {
   agingSeconds: string;
   heartbeatSeconds: string;
   retryBaseSeconds: string;
+  alertSweepSeconds: string;
+  backlogSeconds: string;
+  publicUrl?: string;
 }
 
 export const DEFAULT_SERVER_FLAGS = {
@@ -43,6 +52,8 @@ export const DEFAULT_SERVER_FLAGS = {
   agingSeconds: '600',
   heartbeatSeconds: '5',
   retryBaseSeconds: '30',
+  alertSweepSeconds: '15',
+  backlogSeconds: '3600',
 } as const;
 
 function wholeNumber(flag: string, env: string, value: string, min: number, max: number): number {
@@ -94,6 +105,21 @@ export function resolveServerSettings(flags: ServerFlags): ServerSettings {
       1,
       3600,
     ),
+    alertSweepSeconds: wholeNumber(
+      '--alert-sweep-seconds',
+      'UBACKUP_ALERT_SWEEP_SECONDS',
+      flags.alertSweepSeconds,
+      1,
+      3600,
+    ),
+    backlogSeconds: wholeNumber(
+      '--backlog-seconds',
+      'UBACKUP_BACKLOG_SECONDS',
+      flags.backlogSeconds,
+      1,
+      604_800,
+    ),
+    publicUrl: publicUrl(flags.publicUrl),
     dbPoolSize,
     listen,
     dataDir: flags.dataDir,
@@ -102,4 +128,18 @@ export function resolveServerSettings(flags: ServerFlags): ServerSettings {
     maxAttempts,
     logLevel: flags.logLevel,
   };
+}
+
+function publicUrl(value: string | undefined): string | null {
+  if (value === undefined || value === '') return null;
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new SettingsError(`--public-url (UBACKUP_PUBLIC_URL) must be an http(s) URL, not "${value}"`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new SettingsError(`--public-url (UBACKUP_PUBLIC_URL) must be an http(s) URL, not "${value}"`);
+  }
+  return url.toString().replace(/\/$/, '');
 }

@@ -9,6 +9,7 @@ import type { AgentLog } from '../../src/agent/delivery.js';
 import { runOnce } from '../../src/agent/run-once.js';
 import { Spool } from '../../src/agent/spool.js';
 import { type Report, ReportSchema } from '../../src/shared/report.js';
+import { type RunStart, RunStartSchema } from '../../src/shared/run-start.js';
 import { makeTempDir, type TempDir } from '../support/temp-dir.js';
 import { waitFor } from '../support/wait-for.js';
 
@@ -18,6 +19,8 @@ interface FakeServer {
   url: string;
   enrollments: { auth: string | undefined; body: unknown }[];
   reports: Report[];
+  /** Runs the daemon announced before running them. */
+  runs: RunStart[];
   close(): Promise<void>;
 }
 
@@ -30,6 +33,7 @@ async function readBody(request: IncomingMessage): Promise<string> {
 async function startServer(port = 0): Promise<FakeServer> {
   const enrollments: FakeServer['enrollments'] = [];
   const reports: Report[] = [];
+  const runs: RunStart[] = [];
   const server: Server = createServer((request, response) => {
     void readBody(request).then((text) => {
       // GET /api/v1/agents/ticket-key (the daemon's file server asks for the key) has no body.
@@ -55,6 +59,11 @@ async function startServer(port = 0): Promise<FakeServer> {
         send(401, { error: { code: 'unauthenticated', message: 'the token is unknown' } });
         return;
       }
+      if (request.url === '/api/v1/runs') {
+        runs.push(RunStartSchema.parse(body));
+        send(200, { registered: false, deadline_at: null });
+        return;
+      }
       const report = ReportSchema.parse(body);
       const duplicate = reports.some((r) => r.report_id === report.report_id);
       if (!duplicate) reports.push(report);
@@ -73,6 +82,7 @@ async function startServer(port = 0): Promise<FakeServer> {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     enrollments,
     reports,
+    runs,
     close: () =>
       new Promise<void>((resolveClose) => {
         server.closeAllConnections();
@@ -273,6 +283,17 @@ describe('startAgentDaemon', () => {
 
     expect(server.reports.every((r) => r.status === 'ok')).toBe(true);
     expect(new Set(server.reports.map((r) => r.report_id)).size).toBe(server.reports.length);
+    // Each run was announced before it ran (for the stuck alert), with the section's timeout.
+    const slowRun = server.runs.find((r) => r.instance === '2');
+    expect(slowRun).toMatchObject({
+      server_id: '111111',
+      instance: '2',
+      timeout_seconds: expect.any(Number),
+    });
+    const slowReport = server.reports.find((r) => r.section === 'slow');
+    expect(Date.parse(slowRun?.started_at ?? '')).toBeLessThanOrEqual(
+      Date.parse(slowReport?.created_at ?? '') + 1000,
+    );
     expect(server.enrollments).toHaveLength(1);
     // A run interrupted by stop() is reported as failed and kept in the spool for the next start.
     const spool = await Spool.open(join(dir.path, 'state'));

@@ -2,11 +2,13 @@ import type { Migration } from 'kysely';
 import type { CatalogDialect } from '../dialect.js';
 import { initialMigration } from './0001-initial.js';
 import { storageClusterMigration } from './0002-storage-cluster.js';
+import { alertsMigration } from './0003-alerts.js';
 
 /** Every catalog migration, by name; names sort in the order they run. */
 export function catalogMigrations(dialect: CatalogDialect): Record<string, Migration> {
   return {
     '0001-initial': initialMigration(dialect),
     '0002-storage-cluster': storageClusterMigration(dialect),
+    '0003-alerts': alertsMigration(dialect),
   };
 }

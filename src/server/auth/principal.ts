@@ -5,7 +5,14 @@ import { hashSecret, looksLikeSecret } from './secret.js';
 
 /** Who is calling, as established from the `Authorization: Bearer …` header. */
 export type Principal =
-  | { kind: 'token'; tokenId: number; name: string; role: UserRole }
+  | {
+      kind: 'token';
+      tokenId: number;
+      name: string;
+      role: UserRole;
+      /** The person the token belongs to; null for a service token (scripts, monitoring). */
+      userId: number | null;
+    }
   | { kind: 'enroll'; tokenId: number; name: string }
   | { kind: 'host'; hostId: number; serverId: string }
   | { kind: 'node'; nodeId: number; name: string; clusterId: number };
@@ -59,7 +66,7 @@ async function lookUpPrincipal(
   }
   const token = await db
     .selectFrom('tokens')
-    .select(['id', 'name', 'role', 'expires_at', 'revoked_at'])
+    .select(['id', 'name', 'role', 'user_id', 'expires_at', 'revoked_at'])
     .where('token_hash', '=', hash)
     .executeTakeFirst();
   if (!token || token.revoked_at !== null) return null;
@@ -67,7 +74,7 @@ async function lookUpPrincipal(
   const role = token.role as TokenRole;
   if (role === 'enroll') return { kind: 'enroll', tokenId: token.id, name: token.name };
   if (!isUserRole(role)) return null;
-  return { kind: 'token', tokenId: token.id, name: token.name, role };
+  return { kind: 'token', tokenId: token.id, name: token.name, role, userId: token.user_id };
 }
 
 /** A short name for the audit log. */

@@ -1,11 +1,12 @@
 import { sql } from 'kysely';
 import type { CatalogDb } from '../../catalog/database.js';
+import { raiseTransferFailed } from '../alerts/transfer-alerts.js';
 
 /**
  * Expired leases go back to the queue (DESIGN §3 invariant 4): the node that
  * held them stopped reporting progress (crashed, cut off). The job is leasable
  * again at once, by any node of the cluster; a job whose last allowed attempt
- * expired is dead, with the reason, for the alert engine to raise.
+ * expired is dead, with the reason and a transfer_failed alert.
  * Returns how many jobs were requeued and how many died.
  */
 export async function sweepExpiredLeases(
@@ -24,7 +25,13 @@ export async function sweepExpiredLeases(
       .where('state', '=', 'leased')
       .where('lease_expires_at', '<=', nowMs)
       .whereRef('attempts', '>=', 'max_attempts')
-      .executeTakeFirst();
+      .returning(['id', 'attempts', 'last_error'])
+      .execute();
+    await raiseTransferFailed(
+      trx,
+      dead.map((j) => ({ jobId: j.id, attempts: j.attempts, error: j.last_error })),
+      nowMs,
+    );
     const requeued = await trx
       .updateTable('transfer_jobs')
       .set({
@@ -38,6 +45,6 @@ export async function sweepExpiredLeases(
       .where('state', '=', 'leased')
       .where('lease_expires_at', '<=', nowMs)
       .executeTakeFirst();
-    return { requeued: Number(requeued.numUpdatedRows), dead: Number(dead.numUpdatedRows) };
+    return { requeued: Number(requeued.numUpdatedRows), dead: dead.length };
   });
 }

@@ -3,6 +3,7 @@ import type { ExpressionBuilder } from 'kysely';
 import { z } from 'zod';
 import type { CatalogDb } from '../../catalog/database.js';
 import type { CatalogSchema, NewInstance } from '../../catalog/schema.js';
+import { inBatches } from '../../catalog/statement-batches.js';
 import { ApiError } from '../api-error.js';
 import type { AppContext } from '../app-context.js';
 import { recordAudit } from '../audit.js';
@@ -50,12 +51,6 @@ interface Candidate {
   instance: ImportedInstance;
 }
 
-function chunks<T>(items: readonly T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
-  return out;
-}
-
 const identityKey = (i: { server_id: string; type: string; instance: string }) =>
   `${i.server_id}\0${i.type}\0${i.instance}`;
 
@@ -67,7 +62,7 @@ function listed(line: number, text: string, status: ImportLineStatus, message: s
 /** Which of these game_ids are registered businesses. */
 async function knownBusinesses(db: CatalogDb, gameIds: Set<string>): Promise<Set<string>> {
   const found = new Set<string>();
-  for (const batch of chunks([...gameIds], IMPORT_BATCH_ROWS)) {
+  for (const batch of inBatches([...gameIds], IMPORT_BATCH_ROWS)) {
     const rows = await db.selectFrom('businesses').select('game_id').where('game_id', 'in', batch).execute();
     for (const row of rows) found.add(row.game_id);
   }
@@ -77,7 +72,7 @@ async function knownBusinesses(db: CatalogDb, gameIds: Set<string>): Promise<Set
 /** Which of these names are registered backup types. */
 async function knownTypes(db: CatalogDb, names: Set<string>): Promise<Set<string>> {
   const found = new Set<string>();
-  for (const batch of chunks([...names], IMPORT_BATCH_ROWS)) {
+  for (const batch of inBatches([...names], IMPORT_BATCH_ROWS)) {
     const rows = await db.selectFrom('backup_types').select('name').where('name', 'in', batch).execute();
     for (const row of rows) found.add(row.name);
   }
@@ -87,7 +82,7 @@ async function knownTypes(db: CatalogDb, names: Set<string>): Promise<Set<string
 /** Registered identities on the candidates' servers, by identity key, with their ids. */
 async function registeredIdentities(db: CatalogDb, serverIds: Set<string>): Promise<Map<string, number>> {
   const found = new Map<string, number>();
-  for (const batch of chunks([...serverIds], IMPORT_BATCH_ROWS)) {
+  for (const batch of inBatches([...serverIds], IMPORT_BATCH_ROWS)) {
     const rows = await db
       .selectFrom('instances')
       .select(['id', 'server_id', 'type', 'instance'])
@@ -111,7 +106,7 @@ function registeredInstanceOf(eb: ExpressionBuilder<CatalogSchema, 'backups'>) {
 /** Links the not-yet-linked backups of these servers to their (now registered) instances. */
 async function linkEarlierBackups(db: CatalogDb, serverIds: string[]): Promise<number> {
   let linked = 0;
-  for (const batch of chunks(serverIds, IMPORT_BATCH_ROWS)) {
+  for (const batch of inBatches(serverIds, IMPORT_BATCH_ROWS)) {
     const result = await db
       .updateTable('backups')
       .set((eb) => ({ instance_id: registeredInstanceOf(eb) }))
@@ -176,7 +171,7 @@ async function importInstances(ctx: AppContext, text: string, actor: string): Pr
       }
     }
 
-    for (const batch of chunks(toCreate, IMPORT_BATCH_ROWS)) {
+    for (const batch of inBatches(toCreate, IMPORT_BATCH_ROWS)) {
       const rows: NewInstance[] = batch.map(({ instance }) => ({
         name: instance.name,
         server_id: instance.server_id,

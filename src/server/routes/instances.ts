@@ -437,6 +437,16 @@ export function instanceRoutes(ctx: AppContext): FastifyPluginAsyncZod {
               paused: patch.paused === undefined ? undefined : patch.paused ? 1 : 0,
               updated_at: nowMs,
             };
+            // A new schedule (or a new identity, whose history differs) needs a new due time: the alert engine computes it.
+            if (
+              identityChanged ||
+              patch.schedule !== undefined ||
+              patch.interval_seconds !== undefined ||
+              patch.timezone !== undefined ||
+              patch.grace_seconds !== undefined
+            ) {
+              update.next_due_at = null;
+            }
             await trx.updateTable('instances').set(update).where('id', '=', id).execute();
             const linked = identityChanged ? await linkEarlierBackups(trx, id, identity) : 0;
             await recordAudit(trx, {

@@ -7,6 +7,7 @@ import {
   LeaseRequestSchema,
   LeaseResponseSchema,
 } from '../../shared/node-protocol.js';
+import { raiseIntegrity, raiseTransferFailed, resolveTransferAlerts } from '../alerts/transfer-alerts.js';
 import { ApiError } from '../api-error.js';
 import type { AppContext } from '../app-context.js';
 import type { Principal } from '../auth/principal.js';
@@ -156,6 +157,7 @@ export function jobRoutes(ctx: AppContext): FastifyPluginAsyncZod {
             .set({ stored_node: node.name, stored_path: request.body.path, stored_at: now, verified_at: now })
             .where('id', '=', job.backup_id)
             .execute();
+          await resolveTransferAlerts(trx, job.backup_id, node.name, now);
         });
         return { ok: true as const };
       },
@@ -180,7 +182,7 @@ export function jobRoutes(ctx: AppContext): FastifyPluginAsyncZod {
         return ctx.catalog.db.transaction().execute(async (trx) => {
           const job = await trx
             .selectFrom('transfer_jobs')
-            .select(['state', 'lease_node', 'attempts', 'max_attempts'])
+            .select(['state', 'lease_node', 'attempts', 'max_attempts', 'backup_id'])
             .where('id', '=', id)
             .executeTakeFirst();
           if (!job) throw new ApiError(404, 'not_found', `no job ${id}`);
@@ -205,7 +207,13 @@ export function jobRoutes(ctx: AppContext): FastifyPluginAsyncZod {
             })
             .where('id', '=', id)
             .execute();
-          if (decision.state === 'dead') request.log.warn({ job: id, error }, 'transfer job is dead');
+          if (request.body.code === 'checksum_mismatch') {
+            await raiseIntegrity(trx, job.backup_id, 'pull', node.name, now);
+          }
+          if (decision.state === 'dead') {
+            request.log.warn({ job: id, error }, 'transfer job is dead');
+            await raiseTransferFailed(trx, [{ jobId: id, attempts: job.attempts, error }], now);
+          }
           return {
             state: decision.state,
             next_attempt_at:

@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { Transaction } from 'kysely';
 import { z } from 'zod';
 import type { CatalogSchema, NewBackup } from '../../catalog/schema.js';
+import { IN_LIST_BATCH, INSERT_BATCH, inBatches } from '../../catalog/statement-batches.js';
 import {
   type Sidecar,
   SidecarSchema,
@@ -106,11 +107,6 @@ export type ReindexResponse = z.infer<typeof ReindexResponseSchema>;
 type Trx = Transaction<CatalogSchema>;
 type NodePrincipal = Extract<Principal, { kind: 'node' }>;
 
-/** Values per IN (…) list. */
-const IN_CHUNK = 500;
-/** Rows per multi-row INSERT: well under SQLite's and PostgreSQL's parameter limits. */
-const INSERT_CHUNK = 200;
-
 function nodeOf(principal: Principal | null): NodePrincipal {
   if (principal?.kind !== 'node')
     throw new ApiError(403, 'forbidden', 'this route needs a storage node credential');
@@ -169,12 +165,6 @@ interface Registered {
   priority: Priority;
 }
 
-function chunks<T>(items: readonly T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
-  return out;
-}
-
 const BACKUP_COLUMNS = [
   'id',
   'report_id',
@@ -198,7 +188,7 @@ async function backupsByReportId(
   reportIds: readonly string[],
 ): Promise<Map<string, CatalogBackup>> {
   const found = new Map<string, CatalogBackup>();
-  for (const ids of chunks([...new Set(reportIds)], IN_CHUNK)) {
+  for (const ids of inBatches([...new Set(reportIds)], IN_LIST_BATCH)) {
     const rows = await trx
       .selectFrom('backups')
       .select(BACKUP_COLUMNS)
@@ -211,7 +201,7 @@ async function backupsByReportId(
 
 async function jobsByBackupId(trx: Trx, backupIds: readonly number[]): Promise<Map<number, CatalogJob>> {
   const found = new Map<number, CatalogJob>();
-  for (const ids of chunks([...new Set(backupIds)], IN_CHUNK)) {
+  for (const ids of inBatches([...new Set(backupIds)], IN_LIST_BATCH)) {
     const rows = await trx
       .selectFrom('transfer_jobs')
       .select(['id', 'backup_id', 'state', 'lease_node'])
@@ -225,7 +215,7 @@ async function jobsByBackupId(trx: Trx, backupIds: readonly number[]): Promise<M
 
 async function registryOf(trx: Trx, serverIds: readonly string[]): Promise<Map<string, Registered>> {
   const found = new Map<string, Registered>();
-  for (const ids of chunks([...new Set(serverIds)], IN_CHUNK)) {
+  for (const ids of inBatches([...new Set(serverIds)], IN_LIST_BATCH)) {
     const rows = await trx
       .selectFrom('instances')
       .select(['id', 'server_id', 'type', 'instance', 'name', 'game_id', 'cluster_id', 'priority'])
@@ -246,7 +236,7 @@ async function registryOf(trx: Trx, serverIds: readonly string[]): Promise<Map<s
 
 async function hostAddresses(trx: Trx, serverIds: readonly string[]): Promise<Map<string, string>> {
   const found = new Map<string, string>();
-  for (const ids of chunks([...new Set(serverIds)], IN_CHUNK)) {
+  for (const ids of inBatches([...new Set(serverIds)], IN_LIST_BATCH)) {
     const rows = await trx
       .selectFrom('hosts')
       .select(['server_id', 'ip'])
@@ -438,7 +428,7 @@ async function applyEntries(trx: Trx, input: ReindexInput): Promise<ReindexRespo
       }),
     );
     const ids = new Map<string, number>();
-    for (const part of chunks(rows, INSERT_CHUNK)) {
+    for (const part of inBatches(rows, INSERT_BATCH)) {
       const created = await trx
         .insertInto('backups')
         .values(part)
@@ -496,7 +486,7 @@ async function applyEntries(trx: Trx, input: ReindexInput): Promise<ReindexRespo
       last_error: null,
       updated_at: nowMs,
     }));
-    for (const part of chunks(jobRows, INSERT_CHUNK)) {
+    for (const part of inBatches(jobRows, INSERT_BATCH)) {
       const created = await trx
         .insertInto('transfer_jobs')
         .values(part)
