@@ -137,74 +137,76 @@ export async function unresolvedAlerts(db: Db, types: readonly AlertType[]): Pro
   return rows.map((r) => ({ id: r.id, type: r.type as AlertType, subject: r.subject }));
 }
 
-export type AcknowledgeOutcome =
+/** What a person's action on one alert gives: the alert as it now is, or why nothing changed. */
+export type PersonActionOutcome =
   | { ok: true; alert: AlertRow }
   | { ok: false; code: 'alert_not_found' | 'alert_resolved' };
 
-/** Marks an open alert as being handled; a repeated acknowledgement only adds the comment. */
-export async function acknowledgeAlert(
+/** Runs in the action's transaction once the change is made (the audit record). */
+type AlsoRecord = (trx: Db) => Promise<void>;
+
+/**
+ * One person's action on one unresolved alert, in one transaction with its
+ * event and `alsoRecord`; a missing or resolved alert changes nothing.
+ */
+async function actOnUnresolved(
   db: Db,
   id: number,
-  actor: string,
-  comment: string,
-  nowMs: number,
-  /** Runs in the same transaction once the change is made (the audit record). */
-  alsoRecord: (trx: Db) => Promise<void> = async () => undefined,
-): Promise<AcknowledgeOutcome> {
+  alsoRecord: AlsoRecord,
+  change: (trx: Db, current: AlertRow) => Promise<void>,
+): Promise<PersonActionOutcome> {
   return db.transaction().execute(async (trx) => {
     const current = await trx.selectFrom('alerts').selectAll().where('id', '=', id).executeTakeFirst();
     if (!current) return { ok: false, code: 'alert_not_found' };
     if (current.state === 'resolved') return { ok: false, code: 'alert_resolved' };
-    const alert = await trx
-      .updateTable('alerts')
-      .set(
-        current.state === 'open'
-          ? { state: 'acknowledged', acknowledged_at: nowMs, acknowledged_by: actor, ack_comment: comment }
-          : { ack_comment: comment },
-      )
-      .set({ last_event_at: nowMs })
-      .where('id', '=', id)
-      .returningAll()
-      .executeTakeFirstOrThrow();
-    await trx
-      .insertInto('alert_events')
-      .values({
-        alert_id: id,
-        at: nowMs,
-        kind: current.state === 'open' ? 'acknowledged' : 'commented',
-        actor,
-        detail: comment,
-      })
-      .execute();
-    await alsoRecord(trx);
-    return { ok: true, alert };
-  });
-}
-
-export type ResolveOutcome =
-  | { ok: true; alert: AlertRow }
-  | { ok: false; code: 'alert_not_found' | 'alert_resolved' };
-
-/** Resolves one alert by hand (a person says it is handled). */
-export async function resolveAlertByHand(
-  db: Db,
-  id: number,
-  actor: string,
-  comment: string,
-  nowMs: number,
-  /** Runs in the same transaction once the change is made (the audit record). */
-  alsoRecord: (trx: Db) => Promise<void> = async () => undefined,
-): Promise<ResolveOutcome> {
-  return db.transaction().execute(async (trx) => {
-    const current = await trx.selectFrom('alerts').select('state').where('id', '=', id).executeTakeFirst();
-    if (!current) return { ok: false, code: 'alert_not_found' };
-    if (current.state === 'resolved') return { ok: false, code: 'alert_resolved' };
-    await resolveAlerts(trx, [id], nowMs, actor, comment);
+    await change(trx, current);
     await alsoRecord(trx);
     return {
       ok: true,
       alert: await trx.selectFrom('alerts').selectAll().where('id', '=', id).executeTakeFirstOrThrow(),
     };
+  });
+}
+
+/** Marks an open alert as being handled; a repeated acknowledgement only adds the comment. */
+export function acknowledgeAlert(
+  db: Db,
+  id: number,
+  actor: string,
+  comment: string,
+  nowMs: number,
+  alsoRecord: AlsoRecord = async () => undefined,
+): Promise<PersonActionOutcome> {
+  return actOnUnresolved(db, id, alsoRecord, async (trx, current) => {
+    const first = current.state === 'open';
+    await trx
+      .updateTable('alerts')
+      .set(
+        first
+          ? { state: 'acknowledged', acknowledged_at: nowMs, acknowledged_by: actor, ack_comment: comment }
+          : { ack_comment: comment },
+      )
+      .set({ last_event_at: nowMs })
+      .where('id', '=', id)
+      .execute();
+    await trx
+      .insertInto('alert_events')
+      .values({ alert_id: id, at: nowMs, kind: first ? 'acknowledged' : 'commented', actor, detail: comment })
+      .execute();
+  });
+}
+
+/** Resolves one alert by hand (a person says it is handled). */
+export function resolveAlertByHand(
+  db: Db,
+  id: number,
+  actor: string,
+  comment: string,
+  nowMs: number,
+  alsoRecord: AlsoRecord = async () => undefined,
+): Promise<PersonActionOutcome> {
+  return actOnUnresolved(db, id, alsoRecord, async (trx) => {
+    await resolveAlerts(trx, [id], nowMs, actor, comment);
   });
 }
 

@@ -368,55 +368,37 @@ export function alertRoutes(ctx: AppContext): FastifyPluginAsyncZod {
       (request) => alertDetail(db, request.params.id, personOf(request.principal)),
     );
 
-    app.post(
-      '/api/v1/alerts/:id/acknowledge',
-      {
-        config: { access: 'operator' },
-        schema: { params: AlertParamsSchema, body: AlertCommentSchema, response: { 200: AlertSchema } },
-      },
-      async (request) => {
-        const { id } = request.params;
-        const { comment } = request.body;
-        const nowMs = ctx.clock().getTime();
-        const actor = actorName(request.principal);
-        const outcome = await acknowledgeAlert(db, id, actor, comment, nowMs, (trx) =>
-          recordAudit(trx, {
-            at: nowMs,
-            actor,
-            action: 'alert.acknowledge',
-            subject: `alert:${id}`,
-            detail: { comment },
-          }),
-        );
-        if (!outcome.ok) throw alertOutcomeError(id, outcome.code);
-        return answerAlert(db, id, personOf(request.principal));
-      },
-    );
-
-    app.post(
-      '/api/v1/alerts/:id/resolve',
-      {
-        config: { access: 'operator' },
-        schema: { params: AlertParamsSchema, body: AlertCommentSchema, response: { 200: AlertSchema } },
-      },
-      async (request) => {
-        const { id } = request.params;
-        const { comment } = request.body;
-        const nowMs = ctx.clock().getTime();
-        const actor = actorName(request.principal);
-        const outcome = await resolveAlertByHand(db, id, actor, comment, nowMs, (trx) =>
-          recordAudit(trx, {
-            at: nowMs,
-            actor,
-            action: 'alert.resolve',
-            subject: `alert:${id}`,
-            detail: { comment },
-          }),
-        );
-        if (!outcome.ok) throw alertOutcomeError(id, outcome.code);
-        return answerAlert(db, id, personOf(request.principal));
-      },
-    );
+    // A person acts on an alert: the change, its event and the audit record commit together.
+    const actions = [
+      { verb: 'acknowledge', change: acknowledgeAlert },
+      { verb: 'resolve', change: resolveAlertByHand },
+    ] as const;
+    for (const { verb, change } of actions) {
+      app.post(
+        `/api/v1/alerts/:id/${verb}`,
+        {
+          config: { access: 'operator' },
+          schema: { params: AlertParamsSchema, body: AlertCommentSchema, response: { 200: AlertSchema } },
+        },
+        async (request) => {
+          const { id } = request.params;
+          const { comment } = request.body;
+          const nowMs = ctx.clock().getTime();
+          const actor = actorName(request.principal);
+          const outcome = await change(db, id, actor, comment, nowMs, (trx) =>
+            recordAudit(trx, {
+              at: nowMs,
+              actor,
+              action: `alert.${verb}`,
+              subject: `alert:${id}`,
+              detail: { comment },
+            }),
+          );
+          if (!outcome.ok) throw alertOutcomeError(id, outcome.code);
+          return answerAlert(db, id, personOf(request.principal));
+        },
+      );
+    }
   };
 }
 
