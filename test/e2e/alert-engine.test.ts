@@ -155,6 +155,22 @@ describe.each(BACKENDS)('alert engine on %s', (backend) => {
     expect(await alerts('overdue')).toEqual([]);
   });
 
+  it("opens illegal when a host reports with another host's credential, and stores nothing", async () => {
+    const other = await call('POST', '/api/v1/agents/enroll', t.tokens.enroll, { server_id: '222222' });
+    const res = await call(
+      'POST',
+      '/api/v1/reports',
+      other.json().credential,
+      sampleReport({ host_ip: '10.9.9.9' }),
+    );
+    expect(res.statusCode).toBe(403);
+    const [illegal] = await alerts('illegal');
+    expect(illegal).toMatchObject({ subject: '111111/mysql/3306', state: 'open', game_id: '31' });
+    expect(illegal?.summary).toContain('10.9.9.9');
+    expect(illegal?.summary).toContain('222222');
+    expect(await t.catalog.db.selectFrom('backups').select('id').execute()).toEqual([]);
+  });
+
   it('measures overdue from the backup time, not the processing time, with grace boundaries', async () => {
     // Every hour, 50 min grace.
     await register({ interval_seconds: 3600, grace_seconds: 3000 });
