@@ -153,6 +153,19 @@ describe.each(BACKENDS)('alert engine on %s', (backend) => {
     expect(illegal).toMatchObject({ subject: '111111/mysql/9999', state: 'open', severity: 'info' });
     expect(illegal?.summary.length).toBeGreaterThan(10);
     expect(await alerts('overdue')).toEqual([]);
+    // Registering the instance settles it.
+    await register({ instance: '9999' });
+    expect((await alerts('illegal')).map((a) => [a.state, a.resolved_by])).toEqual([
+      ['resolved', 'token:test-admin'],
+    ]);
+    // Bulk import does the same.
+    await report({ instance: '8888', section: 'mysql8888' });
+    await sweep();
+    const imported = await call('POST', '/api/v1/instances/import', t.tokens.admin, {
+      text: 'db 111111 mysql 8888 31',
+    });
+    expect(imported.statusCode, imported.body).toBe(200);
+    expect((await alerts('illegal')).map((a) => a.state)).toEqual(['resolved', 'resolved']);
   });
 
   it("opens illegal when a host reports with another host's credential, and stores nothing", async () => {

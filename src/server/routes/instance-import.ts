@@ -4,6 +4,8 @@ import { z } from 'zod';
 import type { CatalogDb } from '../../catalog/database.js';
 import type { CatalogSchema, NewInstance } from '../../catalog/schema.js';
 import { inBatches } from '../../catalog/statement-batches.js';
+import { resolveAlertsAbout } from '../alerts/alert-store.js';
+import { instanceSubject } from '../alerts/instance-subject.js';
 import { ApiError } from '../api-error.js';
 import type { AppContext } from '../app-context.js';
 import { recordAudit } from '../audit.js';
@@ -192,6 +194,14 @@ async function importInstances(ctx: AppContext, text: string, actor: string): Pr
       await trx.insertInto('instances').values(rows).execute();
     }
     const linked = await linkEarlierBackups(trx, [...new Set(toCreate.map((c) => c.instance.server_id))]);
+    await resolveAlertsAbout(
+      trx,
+      ['illegal'],
+      toCreate.map((c) => instanceSubject(c.instance.server_id, c.instance.type, c.instance.instance)),
+      nowMs,
+      actor,
+      'the instance was registered',
+    );
 
     notCreated.sort((a, b) => a.line - b.line);
     const result: ImportResult = {

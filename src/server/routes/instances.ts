@@ -4,6 +4,8 @@ import type { CatalogDb } from '../../catalog/database.js';
 import type { InstanceRow, InstanceUpdate } from '../../catalog/schema.js';
 import { isPriority, PRIORITIES } from '../../shared/priority.js';
 import { gameIdSchema, instanceNameSchema, serverIdSchema, typeNameSchema } from '../../shared/report.js';
+import { resolveAlertsAbout } from '../alerts/alert-store.js';
+import { instanceSubject } from '../alerts/instance-subject.js';
 import { ApiError } from '../api-error.js';
 import type { AppContext } from '../app-context.js';
 import { recordAudit } from '../audit.js';
@@ -325,6 +327,14 @@ export function instanceRoutes(ctx: AppContext): FastifyPluginAsyncZod {
               .returning('id')
               .executeTakeFirstOrThrow();
             const linked = await linkEarlierBackups(trx, inserted.id, body);
+            await resolveAlertsAbout(
+              trx,
+              ['illegal'],
+              [instanceSubject(body.server_id, body.type, body.instance)],
+              nowMs,
+              actorName(request.principal),
+              'the instance was registered',
+            );
             await recordAudit(trx, {
               at: nowMs,
               actor: actorName(request.principal),
