@@ -24,6 +24,13 @@ export interface ClusterOptions {
   agentGlobal?: string[];
   /** Use this port for the agent's file server instead of a free one. */
   filePort?: number;
+  /** Extra `ubackup server` flags, e.g. `['--alert-sweep-seconds', '1']`. */
+  serverArgs?: string[];
+  /**
+   * The `script` line of instance i, given its back_dir and back_log; by
+   * default a script writing `fileBytes` random bytes and reporting them.
+   */
+  script?: (i: number, backDir: string, backLog: string) => string;
 }
 
 export interface JobRow {
@@ -76,6 +83,7 @@ export async function startCluster(backend: BackendName, options: ClusterOptions
       String(options.retryBaseSeconds ?? 1),
       '--heartbeat-seconds',
       '1',
+      ...(options.serverArgs ?? []),
     ],
   });
   const daemons: CliDaemon[] = [];
@@ -101,7 +109,10 @@ export async function startCluster(backend: BackendName, options: ClusterOptions
       `instance = ${4000 + i}`,
       `back_dir = ${backDir(i)}`,
       `back_log = ${log}`,
-      `script = name=b-$(date +%s%N).bin; head -c ${options.fileBytes} /dev/urandom > ${backDir(i)}/$name && printf 'ok\\n%s\\n' $name > ${log}`,
+      `script = ${
+        options.script?.(i, backDir(i), log) ??
+        `name=b-$(date +%s%N).bin; head -c ${options.fileBytes} /dev/urandom > ${backDir(i)}/$name && printf 'ok\\n%s\\n' $name > ${log}`
+      }`,
     );
   }
   const agentConfig = join(dir.path, 'agent.conf');
