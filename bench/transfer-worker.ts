@@ -87,5 +87,5 @@ const output: WorkerResult = {
   cpuUserSeconds: cpu.user / 1e6,
   cpuSystemSeconds: cpu.system / 1e6,
 };
-// Exit at once: the keep-alive connection to the agent would otherwise hold the process for seconds.
+// Exit at once: nothing that is still open may delay the measurement.
 process.stdout.write(`${JSON.stringify(output)}\n`, () => process.exit(0));

@@ -11,8 +11,6 @@ import {
 } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { join, sep } from 'node:path';
-import { Transform, type TransformCallback } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { componentProblem, describeComponentProblem } from '../shared/path-component.js';
 import { MAX_TICKET_CHARS, type TicketClaims, type TicketProblem, verifyTicket } from '../shared/ticket.js';
 import type { AgentLog } from './delivery.js';
@@ -51,8 +49,10 @@ import type { AgentLog } from './delivery.js';
  */
 
 export const FILE_ROUTE_PREFIX = '/v1/files/';
-/** Read size of the file stream. */
+/** Size of one read of the served file, and of one write to the response. */
 export const READ_CHUNK_BYTES = 1024 * 1024;
+/** Read buffers per response: one can be read into while another is being written. */
+const SEND_BUFFERS = 2;
 /** Time to receive a request's headers. */
 export const HEADERS_TIMEOUT_MS = 20_000;
 /** Time to receive a whole request (a GET has no body, so little more than its headers). */
@@ -295,22 +295,68 @@ async function openServedFile(backDir: string, filename: string): Promise<Opened
   }
 }
 
-/** Passes exactly `expected` bytes, and fails if the source ends short (the file shrank while sent). */
-function exactLength(expected: number): Transform {
-  let seen = 0;
-  return new Transform({
-    transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-      seen += chunk.length;
-      callback(null, chunk);
-    },
-    flush(callback: TransformCallback): void {
-      callback(
-        seen === expected
-          ? null
-          : new Error(`the file shrank while it was sent (${seen} of ${expected} bytes read)`),
+/** The response closed before everything was sent: the client went away. */
+class ClientGone extends Error {
+  override readonly name = 'ClientGone';
+}
+
+/**
+ * Sends bytes `start` … `start + length - 1` of `file` as the response body,
+ * then ends the response. Positional reads into SEND_BUFFERS reused buffers;
+ * a buffer is read into again only once the socket has taken its previous
+ * write, which also bounds what is queued on the response (backpressure).
+ * Never sends more than `length` bytes (each read asks for at most what is
+ * left); throws when the file ends first (it shrank while it was sent), and
+ * ClientGone when the response closes. After a throw the caller destroys the
+ * connection, so the client sees a body shorter than its Content-Length.
+ */
+async function sendRange(
+  file: FileHandle,
+  response: ServerResponse,
+  start: number,
+  length: number,
+  progress: { bytesRead: number },
+): Promise<void> {
+  let onClose = (): void => undefined;
+  const closed = new Promise<Error | null>((resolveClosed) => {
+    onClose = () =>
+      resolveClosed(
+        response.writableFinished ? null : new ClientGone('the response closed before it was complete'),
       );
-    },
+    response.once('close', onClose);
   });
+  try {
+    const chunk = Math.min(READ_CHUNK_BYTES, length);
+    const buffers = Array.from({ length: SEND_BUFFERS }, () => Buffer.allocUnsafe(chunk));
+    // Settles (with null or an error, never rejects) when the socket has taken the buffer's last write.
+    const taken: Array<Promise<Error | null> | null> = buffers.map(() => null);
+    let sent = 0;
+    for (let turn = 0; sent < length; turn = (turn + 1) % SEND_BUFFERS) {
+      const buffer = buffers[turn] as Buffer;
+      const previous = taken[turn];
+      if (previous !== null && previous !== undefined) {
+        const error = await Promise.race([previous, closed]);
+        if (error !== null) throw error;
+      }
+      const { bytesRead } = await file.read(buffer, 0, Math.min(buffer.length, length - sent), start + sent);
+      if (bytesRead === 0) {
+        throw new Error(`the file shrank while it was sent (${sent} of ${length} bytes read)`);
+      }
+      progress.bytesRead += bytesRead;
+      sent += bytesRead;
+      if (response.destroyed) throw new ClientGone('the response closed before it was complete');
+      taken[turn] = new Promise<Error | null>((resolveTaken) => {
+        response.write(buffer.subarray(0, bytesRead), (error) => resolveTaken(error ?? null));
+      });
+    }
+    const finished = new Promise<Error | null>((resolveFinished) => {
+      response.end((error?: Error | null) => resolveFinished(error ?? null));
+    });
+    const error = await Promise.race([finished, closed]);
+    if (error !== null) throw error;
+  } finally {
+    response.off('close', onClose);
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -468,18 +514,21 @@ export async function startFileServer(options: FileServerOptions): Promise<FileS
       return;
     }
     response.writeHead(status, headers);
-    // autoClose: the descriptor is closed when the stream ends, fails or is destroyed.
-    const stream = file.createReadStream({ start, end, highWaterMark: READ_CHUNK_BYTES });
+    const progress = { bytesRead: 0 };
     try {
-      await pipeline(stream, exactLength(length), response);
+      await sendRange(file, response, start, length, progress);
       log.info(`file server: ${status} for ${describeRequest()}: sent ${what}`);
     } catch (error) {
-      const gone = errnoCode(error) === 'ERR_STREAM_PREMATURE_CLOSE';
+      // Whatever was not sent, the client must see a short body, never a complete-looking one.
+      response.destroy();
+      const gone = error instanceof ClientGone || errnoCode(error) === 'ERR_STREAM_PREMATURE_CLOSE';
       const line =
         `file server: the transfer for ${describeRequest()} of ${what} stopped after ` +
-        `${stream.bytesRead} bytes read: ${gone ? 'the client went away' : describeError(error)}`;
+        `${progress.bytesRead} bytes read: ${gone ? 'the client went away' : describeError(error)}`;
       if (gone) log.warn(line);
       else log.error(line);
+    } finally {
+      await file.close().catch(() => undefined);
     }
   };
 

@@ -1,8 +1,7 @@
 import { lstat } from 'node:fs/promises';
-import type { Readable } from 'node:stream';
-import { type Dispatcher, request } from 'undici';
 import type { JobFailureCode, LeasedJob } from '../shared/node-protocol.js';
 import { UBACKUP_VERSION } from '../shared/version.js';
+import { type BodySink, type HttpResponse, HttpStallError, httpGet } from './http-get.js';
 import { commitPart, openPart, type PartFile, removePart, StoreConflictError } from './part-file.js';
 import {
   partPath,
@@ -16,8 +15,9 @@ import type { TokenBucket } from './token-bucket.js';
 /**
  * Pulls one leased file from the database host's agent over HTTP(S) into the
  * node's store (DESIGN §3 invariants 3 and 5): resumes from the job's `.part`
- * with a Range request, streams the body through the bandwidth limiters into
- * the part while hashing it, then verifies and commits it.
+ * with a Range request, receives the body (http-get.ts) straight into the
+ * part's buffers, which are hashed and written as they fill, passes every byte
+ * through the bandwidth limiters, then verifies and commits the part.
  */
 
 export interface PullHttpOptions {
@@ -32,8 +32,6 @@ export interface PullHttpOptions {
   signal?: AbortSignal;
   /** No byte from the agent for this long (connecting, waiting for headers, or mid-body) aborts the pull. */
   timeoutMs: number;
-  /** HTTP client to use; default: undici's global keep-alive agent. */
-  dispatcher?: Dispatcher;
 }
 
 export type PullHttpResult =
@@ -57,13 +55,7 @@ export type PullHttpResult =
       bytesTransferred: number;
     };
 
-/** Bytes the HTTP body may buffer ahead of the writer. */
-const BODY_HIGH_WATER_MARK = 256 * 1024;
 const ERROR_SNIPPET_BYTES = 300;
-
-class StallError extends Error {
-  override readonly name = 'StallError';
-}
 
 /** The sidecar written next to the file, from the job as the server leased it. */
 export function sidecarForJob(job: LeasedJob, storedAt: Date): Sidecar {
@@ -178,8 +170,6 @@ async function download(
   progress: { bytesTransferred: number },
 ): Promise<PullHttpResult | null> {
   const { job } = options;
-  const watchdog = new Watchdog(options.timeoutMs);
-  const signal = options.signal ? AbortSignal.any([options.signal, watchdog.signal]) : watchdog.signal;
   const start = part.size;
   const headers: Record<string, string> = {
     authorization: `Bearer ${job.ticket}`,
@@ -187,73 +177,56 @@ async function download(
   };
   if (start > 0) headers.range = `bytes=${start}-`;
 
+  let response: HttpResponse | null = null;
   try {
-    watchdog.arm();
-    const response = await request(url, {
-      method: 'GET',
+    response = await httpGet({
+      url,
       headers,
-      signal,
-      highWaterMark: BODY_HIGH_WATER_MARK,
-      // The watchdog measures silence; undici's own timers would also count time we spend throttled.
-      headersTimeout: 0,
-      bodyTimeout: 0,
-      ...(options.dispatcher ? { dispatcher: options.dispatcher } : {}),
+      // Silence from the agent; time spent throttled or waiting for the disk does not count.
+      timeoutMs: options.timeoutMs,
+      ...(options.signal ? { signal: options.signal } : {}),
     });
-    // Headers arrived: the silence clock restarts, and keeps running while an error body is read.
-    watchdog.arm();
-    const { statusCode, body } = response;
+    const { status } = response;
 
-    if (statusCode === 404 || statusCode === 410) {
-      const text = await snippet(body);
-      return failure('source_missing', `agent answered ${statusCode} for ${url}${text}`, 0);
+    if (status === 404 || status === 410) {
+      const text = await snippet(response);
+      return failure('source_missing', `agent answered ${status} for ${url}${text}`, 0);
     }
-    if (statusCode === 416) {
+    if (status === 416) {
       // Nothing past what we hold: verify what is there (a shorter source fails as size_mismatch).
-      await discard(body);
       return null;
     }
-    if (statusCode === 200) {
-      const length = contentLength(response.headers['content-length']);
-      if (length !== null && length !== job.size) {
-        await discard(body);
+    // http-get guarantees a Content-Length for 200 and 206.
+    const length = response.contentLength ?? 0;
+    if (status === 200) {
+      if (length !== job.size) {
         return sizeMismatch(options, part, `agent serves ${length} bytes, expected ${job.size}`);
       }
       // The agent ignored our Range (or we sent none): start over.
       if (part.size > 0) await part.reset();
-    } else if (statusCode === 206) {
-      const range = contentRange(response.headers['content-range']);
-      if (range === null || range.start !== start) {
-        await discard(body);
+    } else if (status === 206) {
+      const header = response.headers.get('content-range');
+      const range = contentRange(header);
+      if (range === null || range.start !== start || range.end - range.start + 1 !== length) {
         return failure(
           'transient',
-          `agent answered 206 with Content-Range ${String(response.headers['content-range'])} to Range bytes=${start}-`,
+          `agent answered 206 with Content-Range ${String(header)} and Content-Length ${length} to Range bytes=${start}-`,
           0,
         );
       }
-      if (range.total !== null && range.total !== job.size) {
-        await discard(body);
-        return sizeMismatch(options, part, `agent serves ${range.total} bytes, expected ${job.size}`);
+      if ((range.total !== null && range.total !== job.size) || range.end >= job.size) {
+        return sizeMismatch(
+          options,
+          part,
+          `agent serves ${range.total ?? `more than ${range.end}`} bytes, expected ${job.size}`,
+        );
       }
     } else {
-      const text = await snippet(body);
-      return failure('transient', `agent answered ${statusCode} for ${url}${text}`, 0);
+      const text = await snippet(response);
+      return failure('transient', `agent answered ${status} for ${url}${text}`, 0);
     }
 
-    const limiterSignal = options.signal;
-    watchdog.arm();
-    for await (const data of body as AsyncIterable<Buffer>) {
-      watchdog.disarm();
-      if (part.size + data.length > job.size) {
-        body.destroy();
-        return sizeMismatch(options, part, `agent sent more than the expected ${job.size} bytes`, progress);
-      }
-      for (const limiter of options.limiters) await limiter.take(data.length, limiterSignal);
-      await part.append(data);
-      progress.bytesTransferred += data.length;
-      options.onProgress?.(part.size);
-      watchdog.arm();
-    }
-    watchdog.disarm();
+    await response.receive(partSink(options, part, progress));
     if (part.size < job.size) {
       // Keep the part: the next attempt asks for the rest, and a source that is
       // really this short answers 416 and fails verification then.
@@ -265,12 +238,66 @@ async function download(
     }
     return null;
   } catch (error) {
-    if (watchdog.fired !== null)
-      return failure('transient', watchdog.fired.message, progress.bytesTransferred);
+    if (error instanceof HttpStallError) {
+      return failure(
+        'transient',
+        `no data from the agent for ${error.timeoutMs} ms`,
+        progress.bytesTransferred,
+      );
+    }
     throw error;
   } finally {
-    watchdog.disarm();
+    response?.close();
   }
+}
+
+/**
+ * The body goes straight into the part's buffers. Limiters are consulted
+ * only when one of them is limited; then reads are kept within its burst and
+ * the socket waits (does not read) while the tokens come.
+ */
+function partSink(
+  options: PullHttpOptions,
+  part: PartFile,
+  progress: { bytesTransferred: number },
+): BodySink {
+  const { limiters, signal } = options;
+  return {
+    space(): Uint8Array {
+      const space = part.space();
+      let most = space.length;
+      for (const limiter of limiters) {
+        if (limiter.bytesPerSecond > 0) most = Math.min(most, limiter.burstBytes);
+      }
+      return most < space.length ? space.subarray(0, most) : space;
+    },
+    written(bytes: number): Promise<void> | undefined {
+      const disk = part.commit(bytes);
+      progress.bytesTransferred += bytes;
+      options.onProgress?.(part.size);
+      for (const limiter of limiters) {
+        if (limiter.bytesPerSecond > 0) return throttle(limiters, bytes, signal, disk);
+      }
+      return disk;
+    },
+  };
+}
+
+/** Passes `bytes` through every limiter in turn, and waits for the part's buffer if it had to. */
+async function throttle(
+  limiters: readonly TokenBucket[],
+  bytes: number,
+  signal: AbortSignal | undefined,
+  disk: Promise<void> | undefined,
+): Promise<void> {
+  // Observe the disk's outcome now, so that a failed write is not an unhandled rejection meanwhile.
+  const settled = disk?.then(
+    () => null,
+    (error: unknown) => error,
+  );
+  for (const limiter of limiters) await limiter.take(bytes, signal);
+  const error = await settled;
+  if (error !== null && error !== undefined) throw error;
 }
 
 async function sizeMismatch(
@@ -299,72 +326,24 @@ function describeReason(reason: unknown): string {
   return reason instanceof Error ? reason.message : String(reason);
 }
 
-/** Aborts its signal when armed for `timeoutMs` without being disarmed. */
-class Watchdog {
-  private readonly controller = new AbortController();
-  private timer: NodeJS.Timeout | null = null;
-  /** The stall that aborted the request, if one did. */
-  fired: StallError | null = null;
-
-  constructor(private readonly timeoutMs: number) {}
-
-  get signal(): AbortSignal {
-    return this.controller.signal;
-  }
-
-  arm(): void {
-    if (this.timer !== null) {
-      this.timer.refresh();
-      return;
-    }
-    this.timer = setTimeout(() => {
-      this.fired = new StallError(`no data from the agent for ${this.timeoutMs} ms`);
-      this.controller.abort(this.fired);
-    }, this.timeoutMs);
-  }
-
-  disarm(): void {
-    if (this.timer === null) return;
-    clearTimeout(this.timer);
-    this.timer = null;
-  }
-}
-
-/** `: <first bytes of the body>` for error messages, then drops the rest. */
-async function snippet(body: Readable): Promise<string> {
-  const chunks: Buffer[] = [];
-  let length = 0;
-  try {
-    for await (const data of body as AsyncIterable<Buffer>) {
-      chunks.push(data);
-      length += data.length;
-      if (length >= ERROR_SNIPPET_BYTES) break;
-    }
-  } catch {
-    // the text is only decoration
-  } finally {
-    body.destroy();
-  }
-  const text = Buffer.concat(chunks).subarray(0, ERROR_SNIPPET_BYTES).toString('utf8').trim();
+/** `: <first bytes of the body>` for error messages; closes the response. */
+async function snippet(response: HttpResponse): Promise<string> {
+  const text = (await response.text(ERROR_SNIPPET_BYTES)).trim();
   return text ? `: ${text.replace(/\s+/g, ' ')}` : '';
 }
 
-/** Drops a body we do not need (read to its end when small, so the connection can be reused). */
-async function discard(body: Dispatcher.ResponseData['body']): Promise<void> {
-  await body.dump({ limit: 64 * 1024 }).catch(() => undefined);
-}
-
-function contentLength(header: string | string[] | undefined): number | null {
-  if (typeof header !== 'string' || !/^\d+$/.test(header.trim())) return null;
-  return Number(header.trim());
-}
-
-function contentRange(header: string | string[] | undefined): { start: number; total: number | null } | null {
-  if (typeof header !== 'string') return null;
+function contentRange(
+  header: string | undefined,
+): { start: number; end: number; total: number | null } | null {
+  if (header === undefined) return null;
   const match = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(header.trim());
   if (!match) return null;
-  const [, start, , total] = match;
-  return { start: Number(start), total: total === '*' || total === undefined ? null : Number(total) };
+  const [, start, end, total] = match;
+  return {
+    start: Number(start),
+    end: Number(end),
+    total: total === '*' || total === undefined ? null : Number(total),
+  };
 }
 
 async function exists(path: string): Promise<boolean> {

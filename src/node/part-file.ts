@@ -26,22 +26,35 @@ import {
  * crash between the two steps; `node reindex` re-verifies it.
  */
 
-/** Bytes gathered before one write(2) (two such buffers per part); also the read size when re-hashing. */
+/** Bytes gathered before one write(2); also the read size when re-hashing. */
 export const DEFAULT_WRITE_BUFFER_BYTES = 1024 * 1024;
+/** Buffers per part: while one fills, the others may be in write(2). */
+export const DEFAULT_WRITE_BUFFER_COUNT = 4;
 const FILE_MODE = 0o640;
+const NO_SPACE = new Uint8Array(0);
 
 /**
  * A transfer's `.part` file, opened for appending, with a BLAKE3 of everything
- * in it. Appends are copied into one of two buffers; a full buffer is hashed
- * and written while the other fills, so disk writes overlap with receiving.
+ * in it. Bytes are gathered in a small pool of buffers: a full buffer is
+ * hashed (in file order, when it is full) and handed to a positional write,
+ * which runs in libuv's thread pool while the next buffer fills, so several
+ * writes may be in flight and receiving rarely waits for the disk. Memory is
+ * bounded by the pool: when every buffer is being written, `space()` is empty
+ * until one of them is done.
+ *
+ * A failed write makes the part unusable (the file may hold fewer bytes than
+ * were hashed): every later call throws, and only a re-open (which re-hashes
+ * what is on disk) recovers.
  */
 export class PartFile {
-  private fill: Buffer;
-  private spare: Buffer;
+  /** The buffer being filled; null when none was free. */
+  private fill: Buffer | null = null;
   private buffered = 0;
-  /** Bytes handed to write(2): on disk, or in the write in flight. */
+  private readonly idle: Buffer[];
+  /** Writes in flight; each settles (never rejects) when its write has ended. */
+  private readonly writes = new Set<Promise<void>>();
+  /** Bytes handed to write(2): on disk, or in a write in flight. */
   private queued: number;
-  private inflight: Promise<Error | null> | null = null;
   private handle: FileHandle | null;
   private broken: Error | null = null;
   private currentHasher: Blake3Hasher;
@@ -52,12 +65,13 @@ export class PartFile {
     /** Bytes that were already in the part when it was opened (resume point). */
     readonly bytesPresent: number,
     hasher: Blake3Hasher,
-    buffers: [Buffer, Buffer],
+    buffers: readonly Buffer[],
   ) {
+    if (buffers.length === 0) throw new RangeError('a part needs at least one buffer');
     this.handle = handle;
     this.queued = bytesPresent;
     this.currentHasher = hasher;
-    [this.fill, this.spare] = buffers;
+    this.idle = [...buffers];
   }
 
   /** Fed with every byte in the part: those present at open, then each buffer as it is written. */
@@ -71,25 +85,64 @@ export class PartFile {
   }
 
   /**
+   * Where the next bytes may be placed (then `commit` them): the free end of
+   * the buffer being filled. Empty while every buffer is being written; the
+   * promise `commit` returned says when that is over.
+   */
+  space(): Uint8Array {
+    this.assertUsable();
+    if (this.fill === null) {
+      const next = this.idle.pop();
+      if (next === undefined) return NO_SPACE;
+      this.fill = next;
+    }
+    return this.fill.subarray(this.buffered);
+  }
+
+  /**
+   * Takes `bytes` placed at the start of `space()`. Returns a promise when no
+   * buffer is free any more: `space()` is empty until it resolves, and it
+   * rejects when a write failed. A write error surfaces from a later call.
+   */
+  commit(bytes: number): Promise<void> | undefined {
+    this.assertUsable();
+    const fill = this.fill;
+    if (fill === null || !Number.isSafeInteger(bytes) || bytes < 0 || bytes > fill.length - this.buffered) {
+      throw new RangeError(`cannot commit ${bytes} bytes: more than the space offered`);
+    }
+    this.buffered += bytes;
+    if (this.buffered < fill.length) return undefined;
+    this.startWrite();
+    const next = this.idle.pop();
+    if (next === undefined) return this.bufferFreed();
+    this.fill = next;
+    return undefined;
+  }
+
+  /**
    * Appends `chunk`. It is copied before this resolves, so the caller may reuse it.
    * A write error surfaces from a later append, flush or finish.
    */
   async append(chunk: Uint8Array): Promise<void> {
-    this.assertUsable();
     let offset = 0;
     while (offset < chunk.length) {
-      const n = Math.min(this.fill.length - this.buffered, chunk.length - offset);
-      this.fill.set(chunk.subarray(offset, offset + n), this.buffered);
-      this.buffered += n;
+      const space = this.space();
+      if (space.length === 0) {
+        await this.bufferFreed();
+        continue;
+      }
+      const n = Math.min(space.length, chunk.length - offset);
+      space.set(chunk.subarray(offset, offset + n));
       offset += n;
-      if (this.buffered === this.fill.length) await this.startWrite();
+      const wait = this.commit(n);
+      if (wait !== undefined) await wait;
     }
   }
 
   /** Writes everything appended so far (no fsync). */
   async flush(): Promise<void> {
     this.assertUsable();
-    await this.startWrite();
+    this.startWrite();
     await this.drain();
   }
 
@@ -120,7 +173,7 @@ export class PartFile {
     const handle = this.handle;
     if (handle === null) return;
     if (this.broken === null) await this.flush().catch(() => undefined);
-    else await this.inflight;
+    else await Promise.all([...this.writes]);
     this.handle = null;
     await handle.close();
   }
@@ -132,34 +185,41 @@ export class PartFile {
     return this.handle;
   }
 
-  /** Waits for the write in flight; throws its error. */
-  private async drain(): Promise<void> {
-    const inflight = this.inflight;
-    if (inflight === null) return;
-    const error = await inflight;
-    if (this.inflight === inflight) this.inflight = null;
-    if (error) throw error;
+  /** Resolves when a buffer is free again; rejects when a write failed. */
+  private async bufferFreed(): Promise<void> {
+    while (this.idle.length === 0 && this.writes.size > 0) await Promise.race(this.writes);
+    this.assertUsable();
   }
 
-  /** Hashes the filled buffer and starts writing it; at most one write is in flight. */
-  private async startWrite(): Promise<void> {
-    await this.drain();
-    if (this.buffered === 0) return;
+  /** Waits for every write in flight; throws if one failed. */
+  private async drain(): Promise<void> {
+    while (this.writes.size > 0) await Promise.all([...this.writes]);
+    this.assertUsable();
+  }
+
+  /** Hashes the buffered bytes and starts writing them at their place in the file. */
+  private startWrite(): void {
+    const fill = this.fill;
+    if (fill === null || this.buffered === 0) return;
     const handle = this.assertUsable();
-    const data = this.fill.subarray(0, this.buffered);
+    const data = fill.subarray(0, this.buffered);
     const position = this.queued;
     this.currentHasher.update(data);
     this.queued += data.length;
-    [this.fill, this.spare] = [this.spare, this.fill];
+    this.fill = null;
     this.buffered = 0;
-    this.inflight = writeFully(handle, data, position).then(
-      () => null,
+    const write: Promise<void> = writeFully(handle, data, position).then(
+      () => {
+        this.writes.delete(write);
+        this.idle.push(fill);
+      },
       (error: unknown) => {
+        this.writes.delete(write);
         // The file may now hold fewer bytes than were hashed: only a re-open (re-hash) can recover.
-        this.broken = error instanceof Error ? error : new Error(String(error));
-        return this.broken;
+        this.broken ??= error instanceof Error ? error : new Error(String(error));
       },
     );
+    this.writes.add(write);
   }
 }
 
@@ -173,8 +233,10 @@ async function writeFully(handle: FileHandle, data: Uint8Array, position: number
 }
 
 export interface OpenPartOptions {
-  /** Size of the write buffer; default 1 MiB. */
+  /** Size of each write buffer; default 1 MiB. */
   bufferBytes?: number;
+  /** Number of write buffers, and so the most writes in flight; default 4. */
+  bufferCount?: number;
 }
 
 /**
@@ -202,7 +264,10 @@ export async function openPart(
       hasher.update(buffer.subarray(0, bytesRead));
       present += bytesRead;
     }
-    return new PartFile(path, handle, present, hasher, [buffer, Buffer.allocUnsafe(bufferBytes)]);
+    const count = Math.max(1, options.bufferCount ?? DEFAULT_WRITE_BUFFER_COUNT);
+    const buffers = [buffer];
+    while (buffers.length < count) buffers.push(Buffer.allocUnsafe(bufferBytes));
+    return new PartFile(path, handle, present, hasher, buffers);
   } catch (error) {
     await handle.close().catch(() => undefined);
     throw error;

@@ -1,6 +1,17 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, readlink, realpath, rm, symlink, writeFile } from 'node:fs/promises';
+import {
+  appendFile,
+  mkdir,
+  readdir,
+  readFile,
+  readlink,
+  realpath,
+  rm,
+  symlink,
+  truncate,
+  writeFile,
+} from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { connect } from 'node:net';
@@ -570,6 +581,92 @@ describe('startFileServer', () => {
         expect((await pull({ filename: 'empty.xb' })).status).toBe(200);
       } finally {
         await rm(huge, { force: true });
+      }
+    });
+
+    /**
+     * GETs a file on a raw connection; once the head is in, stops reading (the
+     * server blocks on backpressure) while `meanwhile` runs, then reads to the close.
+     */
+    const pullHolding = async (
+      filename: string,
+      meanwhile: () => Promise<void>,
+    ): Promise<{ contentLength: number; bodyBytes: number }> => {
+      const ticket = signTicket(claimsFor({ filename }), keys.privateKey);
+      const socket = connect(server.port, '127.0.0.1');
+      let head = '';
+      let headDone = false;
+      let bodyBytes = 0;
+      const gotHead = new Promise<void>((resolveHead) => {
+        socket.on('data', (data: Buffer) => {
+          if (headDone) {
+            bodyBytes += data.length;
+            return;
+          }
+          head += data.toString('latin1');
+          const end = head.indexOf('\r\n\r\n');
+          if (end < 0) return;
+          headDone = true;
+          bodyBytes += Buffer.byteLength(head, 'latin1') - end - 4;
+          socket.pause();
+          resolveHead();
+        });
+      });
+      const closed = new Promise<void>((resolveClose) => socket.on('close', () => resolveClose()));
+      socket.on('error', () => undefined);
+      socket.write(
+        `GET /v1/files/111111/mysql/3306/${filename} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer ${ticket}\r\n\r\n`,
+      );
+      await gotHead;
+      await meanwhile();
+      socket.resume();
+      await closed;
+      const contentLength = Number(/\r\ncontent-length: (\d+)\r\n/i.exec(head)?.[1]);
+      return { contentLength, bodyBytes };
+    };
+
+    it('cuts the connection short when the file shrinks while it is sent', async () => {
+      const name = 'shrinking.xb';
+      const path = join(backDir, name);
+      // Sparse, and far more than the server can have read ahead while the client does not read
+      // (its read buffers, the socket buffers: tcp_wmem and tcp_rmem allow at most 4 + 32 MiB here).
+      await writeFile(path, '');
+      await truncate(path, 128 * 1024 * 1024);
+      try {
+        const kept = 64 * 1024 * 1024;
+        const { contentLength, bodyBytes } = await pullHolding(name, async () => {
+          await truncate(path, kept);
+        });
+        expect(contentLength).toBe(128 * 1024 * 1024);
+        // What was read and not yet handed to the socket when the connection was cut is lost.
+        expect(bodyBytes).toBeGreaterThan(kept - 2 * READ_CHUNK_BYTES);
+        expect(bodyBytes).toBeLessThanOrEqual(kept);
+        await waitFor(() => log.has('error', /the file shrank while it was sent \(67108864 of 134217728/), {
+          timeoutMs: 10_000,
+          what: 'the shrunk file in the log',
+        });
+      } finally {
+        await rm(path, { force: true });
+      }
+    });
+
+    it('never sends more than Content-Length when the file grows while it is sent', async () => {
+      const name = 'growing.xb';
+      const path = join(backDir, name);
+      await writeFile(path, '');
+      await truncate(path, 64 * 1024 * 1024);
+      try {
+        const { contentLength, bodyBytes } = await pullHolding(name, async () => {
+          await appendFile(path, Buffer.alloc(8 * 1024 * 1024, 5));
+        });
+        expect(contentLength).toBe(64 * 1024 * 1024);
+        expect(bodyBytes).toBe(contentLength);
+        await waitFor(() => log.has('info', /200 for GET .*: sent .*growing\.xb \(67108864 bytes\)/), {
+          timeoutMs: 10_000,
+          what: 'the transfer in the log',
+        });
+      } finally {
+        await rm(path, { force: true });
       }
     });
   });

@@ -32,7 +32,8 @@ type Behaviour =
   | 'fail' // 503
   | 'fail-stall' // 503 headers, a few bytes of body, then silence
   | 'stall-half' // 200 headers, half the bytes, then silence with the connection open
-  | 'too-long'; // 200 with the file plus extra bytes, chunked
+  | 'too-long' // 200 with the file's Content-Length, then extra bytes on the connection
+  | 'chunked'; // 200 with the file, chunked (no Content-Length)
 
 interface SeenRequest {
   range: string | undefined;
@@ -98,9 +99,20 @@ class TestAgent {
         return; // never ends: the client must notice the silence
       }
       case 'too-long': {
+        const content = await readFile(this.file);
+        res.socket?.end(
+          Buffer.concat([
+            Buffer.from(`HTTP/1.1 200 OK\r\ncontent-length: ${content.length}\r\n\r\n`),
+            content,
+            Buffer.from('trailing garbage'),
+          ]),
+        );
+        return;
+      }
+      case 'chunked': {
         res.writeHead(200);
         res.write(await readFile(this.file));
-        res.end(Buffer.from('trailing garbage'));
+        res.end();
         return;
       }
       case 'ignore-range':
@@ -376,12 +388,36 @@ describe('pullHttp', () => {
     expect(await filesUnder(root)).toEqual([]);
   });
 
-  it('stops reading a source that sends more than the leased size (size_mismatch)', async () => {
+  it('takes exactly Content-Length bytes when more follow on the connection', async () => {
     const data = randomBytes(200_000);
     const server = await serve(data);
     server.script = ['too-long'];
     const result = await pullHttp({ job: jobFor(data, server.url), root, limiters: [], timeoutMs: 5000 });
-    expect(result).toMatchObject({ ok: false, code: 'size_mismatch' });
+    expect(result).toMatchObject({ ok: true, bytesTransferred: data.length });
+    expectSameBytes(await readFile(storedAbsolutePath(root, RELATIVE)), data);
+  });
+
+  it('refuses a body without Content-Length (chunked) as transient and stores nothing', async () => {
+    const data = randomBytes(200_000);
+    const server = await serve(data);
+    server.script = ['chunked'];
+    const result = await pullHttp({ job: jobFor(data, server.url), root, limiters: [], timeoutMs: 5000 });
+    expect(result).toMatchObject({
+      ok: false,
+      code: 'transient',
+      error: expect.stringMatching(/Transfer-Encoding "chunked"; a Content-Length is required/),
+      bytesTransferred: 0,
+    });
+    expect(await filesUnder(root)).toEqual([]);
+  });
+
+  it('refuses a 206 whose total is not the leased size (size_mismatch) and removes the part', async () => {
+    const data = randomBytes(200_000);
+    const server = await serve(Buffer.concat([data, Buffer.from('more')]));
+    await writeHalfPart(data, 7);
+    const result = await pullHttp({ job: jobFor(data, server.url), root, limiters: [], timeoutMs: 5000 });
+    expect(result).toMatchObject({ ok: false, code: 'size_mismatch', bytesTransferred: 0 });
+    expect(result.ok === false && result.error).toBe('agent serves 200004 bytes, expected 200000');
     expect(await filesUnder(root)).toEqual([]);
   });
 

@@ -189,6 +189,37 @@ describe('part file and commit', () => {
     expectSameBytes(await readFile(partPath(root, 1)), data);
   });
 
+  it('takes bytes in place: several writes in flight, waits only when every buffer is being written', async () => {
+    const data = randomBytes(50_000);
+    const part = await openPart(root, 4, { bufferBytes: 1024, bufferCount: 3 });
+    let offset = 0;
+    let filled = 0;
+    let waits = 0;
+    while (offset < data.length) {
+      const space = part.space();
+      expect(space.length).toBeGreaterThan(0);
+      // Uneven pieces: some end exactly at a buffer's end, some do not.
+      const n = Math.min(space.length, data.length - offset, 1 + ((offset * 7) % 700));
+      space.set(data.subarray(offset, offset + n));
+      offset += n;
+      const before = part.size;
+      const wait = part.commit(n);
+      expect(part.size).toBe(before + n);
+      if (part.size % 1024 === 0) filled += 1;
+      // The first two full buffers go to write(2) while a third is free to fill.
+      if (filled <= 2) expect(wait).toBeUndefined();
+      if (wait !== undefined) {
+        waits += 1;
+        expect(part.space().length).toBe(0);
+        await wait;
+      }
+    }
+    expect(() => part.commit(part.space().length + 1)).toThrow(RangeError);
+    expect(await part.finish()).toEqual({ size: data.length, blake3: hex(data) });
+    expectSameBytes(await readFile(partPath(root, 4)), data);
+    expect(waits).toBeLessThan(filled);
+  });
+
   it('reset empties the part and the hash', async () => {
     const part = await openPart(root, 2);
     await part.append(Buffer.from('stale bytes'));

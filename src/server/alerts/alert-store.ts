@@ -1,4 +1,4 @@
-import { type Kysely, sql } from 'kysely';
+import { type Kysely, PostgresAdapter, sql } from 'kysely';
 import type { AlertRow, CatalogSchema } from '../../catalog/schema.js';
 import { IN_LIST_BATCH, INSERT_BATCH, inBatches } from '../../catalog/statement-batches.js';
 import { ALERT_SEVERITY, type AlertType } from './alert-kind.js';
@@ -32,8 +32,12 @@ export async function openAlerts(
   nowMs: number,
   actor = 'system',
 ): Promise<OpenAlertRef[]> {
+  const unique = dedupe(openings);
+  if (unique.length === 0) return [];
+  if (db.getExecutor().adapter instanceof PostgresAdapter)
+    return openAlertsInOneStatement(db, unique, nowMs, actor);
   const opened: OpenAlertRef[] = [];
-  for (const batch of inBatches(dedupe(openings), INSERT_BATCH)) {
+  for (const batch of inBatches(unique, INSERT_BATCH)) {
     const rows = await db
       .insertInto('alerts')
       .values(
@@ -60,6 +64,36 @@ export async function openAlerts(
     for (const r of rows) opened.push({ id: r.id, type: r.type as AlertType, subject: r.subject });
   }
   return opened;
+}
+
+/**
+ * PostgreSQL: the alerts and their events in one statement (arrays unnested,
+ * events written by a data-modifying CTE), whatever the count: a burst of
+ * 2,000 costs one round trip instead of twenty multi-row inserts.
+ */
+async function openAlertsInOneStatement(
+  db: Db,
+  openings: readonly AlertOpening[],
+  nowMs: number,
+  actor: string,
+): Promise<OpenAlertRef[]> {
+  const column = (pick: (o: AlertOpening) => string) => openings.map(pick);
+  const { rows } = await sql<{ id: number; type: string; subject: string }>`
+    with opened as (
+      insert into alerts (type, subject, game_id, severity, state, summary, opened_at, last_event_at, notify_pending)
+      select v.type, v.subject, v.game_id, v.severity, 'open', v.summary, cast(${nowMs} as bigint), cast(${nowMs} as bigint), 1
+      from unnest(
+        cast(${column((o) => o.type)} as text[]), cast(${column((o) => o.subject)} as text[]),
+        cast(${column((o) => o.gameId)} as text[]), cast(${column((o) => ALERT_SEVERITY[o.type])} as text[]),
+        cast(${column((o) => o.summary)} as text[])
+      ) as v(type, subject, game_id, severity, summary)
+      on conflict (type, subject) where state <> 'resolved' do nothing
+      returning id, type, subject, summary),
+    events as (
+      insert into alert_events (alert_id, at, kind, actor, detail)
+      select id, cast(${nowMs} as bigint), 'opened', cast(${actor} as text), summary from opened)
+    select id, type, subject from opened order by id`.execute(db);
+  return rows.map((r) => ({ id: Number(r.id), type: r.type as AlertType, subject: r.subject }));
 }
 
 /** Resolves the given alerts that are not resolved yet; returns how many it resolved. */
