@@ -6,6 +6,12 @@ import { createToken } from './admin/create-token.js';
 import { AdminInputError, createUser, passwordFromFileText } from './admin/create-user.js';
 import { listTokens, revokeTokens } from './admin/manage-tokens.js';
 import { resetHost, resetNode } from './admin/reset-host.js';
+import {
+  formatRetentionPlans,
+  parseInstanceIdentity,
+  retentionPlans,
+  retentionPlansJson,
+} from './admin/retention-plan-command.js';
 import { AgentStartError, startAgentDaemon } from './agent/agent-daemon.js';
 import { runOnce } from './agent/run-once.js';
 import { runAgentServe } from './agent/serve-command.js';
@@ -14,6 +20,9 @@ import { migrateCatalog } from './catalog/database.js';
 import { startDemo } from './demo/demo.js';
 import { NodeStartError, startNodeDaemon } from './node/node-daemon.js';
 import { formatReindexSummary, NodeReindexError, reindexNode } from './node/reindex.js';
+import { runRestore } from './restore/restore-command.js';
+import { RESTORE_EXIT, RestoreError } from './restore/restore-error.js';
+import { parseRestoreFlags, type RestoreFlags } from './restore/restore-options.js';
 import { createLogger, runServerUntilSignal } from './server/server-process.js';
 import {
   DEFAULT_SERVER_FLAGS,
@@ -253,6 +262,51 @@ node
     }
   });
 
+program
+  .command('restore')
+  .description(
+    'download a backup and its chain (full + incrementals) from the nodes, verify them, and run a restore hook',
+  )
+  .option('--server <url>', 'the UBackup server, e.g. https://ubackup.example:8080')
+  .addOption(new Option('--token <token>', 'an API token (viewer is enough)').env('UBACKUP_TOKEN'))
+  .option('--server-id <id>', "the database host's server_id")
+  .option('--type <type>', 'the backup type, e.g. mysql')
+  .option('--instance <instance>', 'the instance, e.g. 3306')
+  .option('--at <time>', 'restore the state as of this ISO 8601 time (default: now)')
+  .option(
+    '--to <dir>',
+    'download into this directory (default: ./ubackup-restore-<server_id>-<type>-<instance>-<backup time>)',
+  )
+  .option('--exec <command>', 'then run this hook with the files, in chain order, as its arguments')
+  .option('--dry-run', 'print the plan; download nothing')
+  .option('--json', 'print one JSON result on stdout')
+  .exitOverride((error) => {
+    // Help and version end with 0; every other problem with the command line is a usage error.
+    process.exit(error.exitCode === 0 ? 0 : RESTORE_EXIT.usage);
+  })
+  .action(async (flags: RestoreFlags) => {
+    let options: ReturnType<typeof parseRestoreFlags>;
+    try {
+      options = parseRestoreFlags(flags);
+    } catch (error) {
+      if (!(error instanceof RestoreError)) throw error;
+      process.stderr.write(`ubackup restore: ${error.message}\n`);
+      if (flags.json === true) {
+        process.stdout.write(
+          `${JSON.stringify({ ok: false, exit_code: error.exitCode, error: { code: error.code, message: error.message } })}\n`,
+        );
+      }
+      process.exitCode = error.exitCode;
+      return;
+    }
+    process.exitCode = await runRestore(options, {
+      stdout: process.stdout,
+      stderr: process.stderr,
+      cwd: process.cwd(),
+      env: process.env,
+    });
+  });
+
 const admin = program
   .command('admin')
   .description('catalog administration (same --data-dir / --db as the server)');
@@ -398,6 +452,31 @@ admin
     await withAdminCatalog(flags, async (catalog) => {
       await resetNode(catalog, flags.name, Date.now());
       process.stderr.write(`node ${flags.name} reset: it enrolls again with its enroll_token\n`);
+    });
+  });
+
+admin
+  .command('retention')
+  .description('retention: which stored backups are kept and which deleted (DESIGN §11)')
+  .command('plan')
+  .description('print, for every stored backup, keep or delete and why (a dry run: changes nothing)')
+  .option(
+    '--instance <server_id/type/instance>',
+    'only this instance (default: every instance with stored backups)',
+  )
+  .option('--json', 'print the plan as JSON')
+  .addOption(dataDirOption())
+  .addOption(dbOption())
+  .action(async (flags: { instance?: string; json?: boolean; dataDir: string; db?: string }) => {
+    const instance = flags.instance === undefined ? undefined : parseInstanceIdentity(flags.instance);
+    await withAdminCatalog(flags, async (catalog) => {
+      const now = Date.now();
+      const plans = await retentionPlans(catalog, instance ? { instance } : {}, now);
+      process.stdout.write(
+        flags.json
+          ? `${JSON.stringify(retentionPlansJson(plans, now), null, 2)}\n`
+          : formatRetentionPlans(plans),
+      );
     });
   });
 

@@ -12,6 +12,9 @@ export interface BusinessTable {
   game_id: string;
   name: string;
   created_at: Millis;
+  /** Retention for the business's instances when neither instance nor type sets it (null: not set). */
+  retention_days: ColumnType<number | null, number | null | undefined, number | null>;
+  keep_fulls: ColumnType<number | null, number | null | undefined, number | null>;
 }
 
 export interface BackupTypeTable {
@@ -19,6 +22,9 @@ export interface BackupTypeTable {
   name: string;
   description: string;
   created_at: Millis;
+  /** Retention for instances of this type that do not set their own (null: not set). */
+  retention_days: ColumnType<number | null, number | null | undefined, number | null>;
+  keep_fulls: ColumnType<number | null, number | null | undefined, number | null>;
 }
 
 export interface ClusterTable {
@@ -57,6 +63,8 @@ export interface InstanceTable {
   timezone: string;
   grace_seconds: number;
   retention_days: number | null;
+  /** Keep at least this many fulls however old (null: the type's, business's or default). */
+  keep_fulls: ColumnType<number | null, number | null | undefined, number | null>;
   paused: ColumnType<number, number | undefined, number>;
   next_due_at: Millis | null;
   last_success_at: Millis | null;
@@ -108,6 +116,8 @@ export interface BackupTable {
   stored_at: Millis | null;
   verified_at: Millis | null;
   deleted_at: Millis | null;
+  /** 1: retention never deletes it. */
+  permanent: ColumnType<number, number | undefined, number>;
   transport: ColumnType<string, string | undefined, string>;
   rsync_model: string | null;
   /** 1 until the alert engine has looked at this backup. */

@@ -151,7 +151,11 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
     intervalSeconds: options.intervalSeconds,
     filePort: await freePort(),
   });
-  const nodeConfig = await writeSampleNode(dir, { serverUrl: server.url, enrollToken });
+  const nodeConfig = await writeSampleNode(dir, {
+    serverUrl: server.url,
+    enrollToken,
+    restorePort: await freePort(),
+  });
 
   const agentLog = options.log.child({ name: 'ubackup-agent' });
   await runOnce({ configPath: host.configPath, log: agentLog });

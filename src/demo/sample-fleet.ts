@@ -171,7 +171,8 @@ export async function writeSampleHost(
 /** The demo's storage node: stores what the sample host reports under `<dir>/node-storage`. */
 export async function writeSampleNode(
   dir: string,
-  options: { serverUrl: string; enrollToken: string },
+  /** `restorePort`: where the node serves stored files for `ubackup restore` (loopback only). */
+  options: { serverUrl: string; enrollToken: string; restorePort: number },
 ): Promise<string> {
   const root = join(dir, 'node-storage');
   await mkdir(root, { recursive: true });
@@ -189,6 +190,7 @@ export async function writeSampleNode(
       'reserve = 256M',
       'work_thread = 2',
       'heartbeat = 2',
+      `listen = 127.0.0.1:${options.restorePort}`,
       '',
     ].join('\n'),
   );

@@ -23,7 +23,7 @@ import {
   warnUnusedKeys,
 } from '../agent/config.js';
 import { readIniText } from '../agent/ini-file.js';
-import { NodeEnrollRequestSchema, nodeNameSchema } from '../shared/node-protocol.js';
+import { NodeEnrollRequestSchema, nodeNameSchema, restoreAddressSchema } from '../shared/node-protocol.js';
 import { parseSize } from '../shared/units.js';
 
 /**
@@ -75,6 +75,12 @@ export interface NodeConfig {
   retry: number | null;
   /** Where restores download from; null with `listen = off`. */
   listen: { host: string; port: number } | null;
+  /**
+   * `public_url`: the restore address clients are sent to (http(s)://host:port),
+   * when `listen` is not reachable as it is (all interfaces, NAT, a proxy).
+   * Null: derived from `listen` (restore-address.ts).
+   */
+  publicUrl: string | null;
   myIp: string | null;
   heartbeatSeconds: number;
   /** A pull that receives no byte for this long is cut (the part is kept for a resume). */
@@ -133,6 +139,7 @@ const NODE_KEYS = [
   'max_bandwidth',
   'interval',
   'listen',
+  'public_url',
   'myip',
   'heartbeat',
   'stall_timeout',
@@ -200,6 +207,16 @@ function zodValue(what: string, schema: typeof nodeNameSchema): Validator<string
 const nodeName = zodValue('node name', nodeNameSchema);
 const clusterName = zodValue('cluster name', NodeEnrollRequestSchema.shape.cluster.unwrap());
 
+/** `public_url`: an http(s) origin; a trailing `/` is dropped. */
+const restoreUrl: Validator<string> = (raw) => {
+  const value = raw.replace(/\/+$/, '');
+  return restoreAddressSchema.safeParse(value).success
+    ? accept(value)
+    : reject(
+        `"${raw}" is not a restore address: http(s)://host:port with no path, e.g. http://10.0.0.5:8874`,
+      );
+};
+
 const listenOrOff: Validator<{ host: string; port: number } | null> = (raw) =>
   LISTEN_OFF.includes(raw.toLowerCase()) ? accept(null) : listenAddress(raw);
 
@@ -245,6 +262,7 @@ function readGlobal(reader: SectionReader, host: string): NodeConfig | null {
   const maxBandwidth = optionalKey(reader, 'max_bandwidth', bandwidth, 0);
   const pause = optionalKey(reader, 'interval', seconds(0), DEFAULT_PAUSE_BETWEEN_PULLS_SECONDS);
   const listen = optionalKey(reader, 'listen', listenOrOff, DEFAULT_NODE_LISTEN);
+  const publicUrl = optionalKey(reader, 'public_url', restoreUrl, null);
   const myIp = optionalKey(reader, 'myip', ipAddress, null);
   const heartbeatSeconds = optionalKey(reader, 'heartbeat', seconds(1), DEFAULT_HEARTBEAT_SECONDS);
   const stallTimeoutSeconds = optionalKey(reader, 'stall_timeout', seconds(1), DEFAULT_STALL_TIMEOUT_SECONDS);
@@ -265,6 +283,7 @@ function readGlobal(reader: SectionReader, host: string): NodeConfig | null {
     maxBandwidth === undefined ||
     pause === undefined ||
     listen === undefined ||
+    publicUrl === undefined ||
     myIp === undefined ||
     heartbeatSeconds === undefined ||
     stallTimeoutSeconds === undefined
@@ -285,6 +304,7 @@ function readGlobal(reader: SectionReader, host: string): NodeConfig | null {
     pauseBetweenPullsSeconds: pause,
     retry: legacyRetry(reader),
     listen: listen === null ? null : { host: listen.host, port: listen.port },
+    publicUrl,
     myIp,
     heartbeatSeconds,
     stallTimeoutSeconds,

@@ -1,3 +1,4 @@
+import type { KeyObject } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
@@ -10,6 +11,7 @@ import {
   LeaseResponseSchema,
   NodeEnrollResponseSchema,
 } from '../shared/node-protocol.js';
+import { importPublicKey } from '../shared/ticket.js';
 import { UBACKUP_VERSION } from '../shared/version.js';
 import { loadNodeConfig, type NodeConfig } from './config.js';
 import { freeSpace } from './disk-space.js';
@@ -17,6 +19,8 @@ import { pullHttp } from './http-pull.js';
 import { callServer } from './node-client.js';
 import { type NodeState, readNodeState, writeNodeState } from './node-state.js';
 import { removePart } from './part-file.js';
+import { restoreAddress } from './restore-address.js';
+import { type RestoreServer, startRestoreServer } from './restore-server.js';
 import { pullRsync, rsyncTransferRate } from './rsync-pull.js';
 import { incomingDir, sidecarPath } from './storage-layout.js';
 import { TokenBucket } from './token-bucket.js';
@@ -30,7 +34,17 @@ import { TokenBucket } from './token-bucket.js';
  * progress reports, pulls and verifies the file, and completes or fails the
  * job. A transfer whose lease is lost stops, and a file stored after its lease
  * went to another node is removed, so each job ends on exactly one node.
+ *
+ * Unless `listen = off`, the node also serves its stored files for restores
+ * (restore-server.ts) on `listen`, paused or not, and sends the address
+ * clients reach it at in every heartbeat; the heartbeat reply carries the
+ * server's ticket key it checks restore tickets with. A port that cannot be
+ * bound is logged and tried again every RESTORE_LISTEN_RETRY_MS: storing
+ * goes on meanwhile, and the heartbeat says the node serves no restores.
  */
+
+/** How long the node waits before it tries again to bind its restore port. */
+export const RESTORE_LISTEN_RETRY_MS = 30_000;
 
 export class NodeStartError extends Error {
   override name = 'NodeStartError';
@@ -153,6 +167,9 @@ export async function startNodeDaemon(options: NodeDaemonOptions): Promise<NodeD
   const nodeBucket = new TokenBucket({ bytesPerSecond: central.maxBandwidth });
   const transfers = new Map<number, Transfer>();
   let pausedReserve = false;
+  let ticketKey: { base64: string; key: KeyObject } | null = null;
+  let restoreServer: RestoreServer | null = null;
+  let restoreUrl: string | null = null;
   let bytesSinceBeat = 0;
   let lastBeat = Date.now();
   // Sleeping loops; `wakeAll` ends every nap at once (stop, a free slot, new central settings).
@@ -190,6 +207,7 @@ export async function startNodeDaemon(options: NodeDaemonOptions): Promise<NodeD
         in_flight: [...transfers.values()].map((t) => ({ job_id: t.job.job_id, bytes_done: t.bytesDone })),
         bytes_per_second: bytesSinceBeat / seconds,
         version: UBACKUP_VERSION,
+        address: restoreUrl,
       },
       HeartbeatResponseSchema,
     );
@@ -200,6 +218,15 @@ export async function startNodeDaemon(options: NodeDaemonOptions): Promise<NodeD
       return;
     }
     const reply = answer.data;
+    if (reply.ticket_public_key !== undefined && reply.ticket_public_key !== ticketKey?.base64) {
+      try {
+        ticketKey = { base64: reply.ticket_public_key, key: importPublicKey(reply.ticket_public_key) };
+      } catch (error) {
+        log.error(
+          `the server's ticket key is not a usable public key: ${error instanceof Error ? error.message : String(error)}`,
+        );
+      }
+    }
     if (reply.paused_by_admin !== central.pausedByAdmin) {
       log.warn(
         reply.paused_by_admin
@@ -217,7 +244,51 @@ export async function startNodeDaemon(options: NodeDaemonOptions): Promise<NodeD
     if (leaseMore) wakeAll();
   };
 
+  const listen = config.listen;
+  // The first heartbeat waits for the first try to bind, so it already carries the address.
+  let firstTryDone = (): void => undefined;
+  const firstTry = new Promise<void>((resolveTry) => {
+    firstTryDone = resolveTry;
+  });
+  const restoreLoop = (async () => {
+    if (listen === null) {
+      log.info('listen = off: this node serves no restores');
+      return;
+    }
+    while (!stopped) {
+      try {
+        const server = await startRestoreServer({
+          listen,
+          root: config.rootPath,
+          nodeName: state.name,
+          publicKey: () => ticketKey?.key ?? null,
+          log,
+        });
+        if (stopped) {
+          await server.close();
+          return;
+        }
+        restoreServer = server;
+        const address = restoreAddress({ host: listen.host, port: server.port }, config.publicUrl);
+        if (address.warning !== null) log.warn(address.warning);
+        restoreUrl = address.url;
+        log.info(
+          `serving stored files for restores on ${listen.host}:${server.port} (address ${address.url})`,
+        );
+        return;
+      } catch (error) {
+        log.error(
+          `cannot serve restores on ${listen.host}:${listen.port}: ${error instanceof Error ? error.message : String(error)}; ` +
+            `trying again in ${RESTORE_LISTEN_RETRY_MS / 1000} s (set listen to a free port, or listen = off)`,
+        );
+        firstTryDone();
+        await nap(RESTORE_LISTEN_RETRY_MS);
+      }
+    }
+  })().finally(() => firstTryDone());
+
   const heartbeatLoop = (async () => {
+    await firstTry;
     while (!stopped) {
       try {
         await heartbeat();
@@ -405,7 +476,8 @@ export async function startNodeDaemon(options: NodeDaemonOptions): Promise<NodeD
       // Transfers in flight stop; their parts stay for a resume and their leases expire.
       for (const t of transfers.values()) t.abort.abort();
       await Promise.all([...transfers.values()].map((t) => t.done));
-      await Promise.all([leaseLoop, heartbeatLoop]);
+      await Promise.all([leaseLoop, heartbeatLoop, restoreLoop]);
+      await restoreServer?.close();
     },
   };
 }

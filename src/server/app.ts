@@ -25,6 +25,7 @@ import { notificationChannelRoutes } from './routes/notification-channels.js';
 import { registryRoutes } from './routes/registry.js';
 import { reindexRoutes } from './routes/reindex.js';
 import { reportRoutes } from './routes/reports.js';
+import { restorePlanRoutes } from './routes/restore-plan.js';
 import { runRoutes } from './routes/runs.js';
 
 declare module 'fastify' {
@@ -132,6 +133,7 @@ export async function buildApp(ctx: AppContext) {
   await app.register(alertRoutes(ctx));
   await app.register(focusRoutes(ctx));
   await app.register(instanceMuteRoutes(ctx));
+  await app.register(restorePlanRoutes(ctx));
   return app;
 }
 

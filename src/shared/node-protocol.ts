@@ -19,6 +19,27 @@ export const nodeNameSchema = z
   .max(128)
   .regex(/^[A-Za-z0-9._-]+$/, 'a node name is letters, digits, . _ -');
 
+/** A node's restore address: an http(s) origin, without a path, query or credentials. */
+export const restoreAddressSchema = z
+  .string()
+  .max(300)
+  .refine((value) => {
+    try {
+      const url = new URL(value);
+      return (
+        (url.protocol === 'http:' || url.protocol === 'https:') &&
+        url.username === '' &&
+        url.password === '' &&
+        url.search === '' &&
+        url.hash === '' &&
+        (url.pathname === '/' || url.pathname === '') &&
+        !value.endsWith('/')
+      );
+    } catch {
+      return false;
+    }
+  }, 'an address is http(s)://host:port with no path, e.g. http://10.0.0.5:8874');
+
 export const NodeEnrollRequestSchema = z.strictObject({
   name: nodeNameSchema,
   /** The cluster the node joins; `default` takes unregistered instances' jobs too. */
@@ -49,6 +70,13 @@ export const HeartbeatRequestSchema = z.strictObject({
     .max(1024),
   bytes_per_second: z.number().nonnegative(),
   version: z.string().max(64),
+  /**
+   * Where the node serves stored files for restores: `http://<host>:<port>`,
+   * no path (`<address>/v1/stored/<backup_id>`); null when it serves none
+   * (`listen = off`, or the port could not be bound). Absent (a node from
+   * before restores) leaves the stored address as it is.
+   */
+  address: restoreAddressSchema.nullable().optional(),
 });
 /** The central settings win over the node's config (DESIGN §5). */
 export const HeartbeatResponseSchema = z.object({
@@ -58,6 +86,12 @@ export const HeartbeatResponseSchema = z.object({
   paused_by_admin: z.boolean(),
   lease_seconds: z.number().int().positive(),
   heartbeat_seconds: z.number().int().positive(),
+  /**
+   * The server's ticket-signing public key (base64 SPKI DER): the node checks
+   * restore tickets with it. Optional only so a node can talk to a server from
+   * before restores (it then serves no restore until a server sends the key).
+   */
+  ticket_public_key: z.string().min(1).max(1024).optional(),
 });
 
 export const LeaseRequestSchema = z.strictObject({

@@ -87,6 +87,12 @@ export async function startCluster(backend: BackendName, options: ClusterOptions
     ],
   });
   const daemons: CliDaemon[] = [];
+  const restorePorts = new Map<string, number>();
+  const restorePort = async (name: string): Promise<number> => {
+    const port = restorePorts.get(name) ?? (await freePort());
+    restorePorts.set(name, port);
+    return port;
+  };
   const filePort = options.filePort ?? (await freePort());
   const backDir = (i: number) => join(dir.path, 'host', `db${i}`);
   const lines = [
@@ -161,6 +167,10 @@ export async function startCluster(backend: BackendName, options: ClusterOptions
           'reserve = 1M',
           'work_thread = 4',
           'heartbeat = 1',
+          // Each node serves restores on a port of its own (kept across restarts of the same name).
+          ...(extra.some((line) => /^\s*listen\s*=/.test(line))
+            ? []
+            : [`listen = 127.0.0.1:${await restorePort(name)}`]),
           ...extra,
           '',
         ].join('\n'),

@@ -3,6 +3,7 @@ import type { CatalogDialect } from '../dialect.js';
 import { initialMigration } from './0001-initial.js';
 import { storageClusterMigration } from './0002-storage-cluster.js';
 import { alertsMigration } from './0003-alerts.js';
+import { retentionMigration } from './0004-retention.js';
 
 /** Every catalog migration, by name; names sort in the order they run. */
 export function catalogMigrations(dialect: CatalogDialect): Record<string, Migration> {
@@ -10,5 +11,6 @@ export function catalogMigrations(dialect: CatalogDialect): Record<string, Migra
     '0001-initial': initialMigration(dialect),
     '0002-storage-cluster': storageClusterMigration(dialect),
     '0003-alerts': alertsMigration(dialect),
+    '0004-retention': retentionMigration(dialect),
   };
 }

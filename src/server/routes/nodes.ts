@@ -42,7 +42,11 @@ export function nodeState(
   return nowMs - row.last_heartbeat_at > 3 * heartbeatSeconds * 1000 ? 'offline' : row.state;
 }
 
-/** Storage nodes: enrollment, heartbeat (central settings in the reply), listing and central settings. */
+/**
+ * Storage nodes: enrollment, heartbeat (central settings and the ticket key in
+ * the reply; the node's restore address in the request), listing and central
+ * settings.
+ */
 export function nodeRoutes(ctx: AppContext): FastifyPluginAsyncZod {
   return async (app) => {
     app.post(
@@ -152,6 +156,8 @@ export function nodeRoutes(ctx: AppContext): FastifyPluginAsyncZod {
             version: body.version,
             state,
             last_heartbeat_at: ctx.clock().getTime(),
+            // Absent: a node from before restores; it keeps the address it enrolled with.
+            ...(body.address !== undefined ? { address: body.address } : {}),
           })
           .where('id', '=', principal.nodeId)
           .execute();
@@ -161,6 +167,8 @@ export function nodeRoutes(ctx: AppContext): FastifyPluginAsyncZod {
           paused_by_admin: node.paused_by_admin === 1,
           lease_seconds: ctx.queue.leaseSeconds,
           heartbeat_seconds: ctx.queue.heartbeatSeconds,
+          // Nodes check restore tickets with it.
+          ticket_public_key: ctx.ticketKeys.publicKeyBase64,
         };
       },
     );
