@@ -1,17 +1,20 @@
 import type { KeyObject } from 'node:crypto';
 import { constants } from 'node:fs';
 import { type FileHandle, open, realpath } from 'node:fs/promises';
-import {
-  createServer as createHttpServer,
-  type IncomingMessage,
-  type OutgoingHttpHeaders,
-  type Server,
-  type ServerResponse,
-  STATUS_CODES,
-} from 'node:http';
+import { type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse, STATUS_CODES } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import { join, sep } from 'node:path';
+import { join } from 'node:path';
+import { bearerTicket } from '../shared/bearer-ticket.js';
+import { answerRange, decideRange } from '../shared/byte-range.js';
+import { describeError } from '../shared/describe-error.js';
+import { errnoCode } from '../shared/errno-code.js';
+import { type FileHttpServer, startFileHttpServer } from '../shared/file-http-server.js';
 import { componentProblem, describeComponentProblem } from '../shared/path-component.js';
+import { printable } from '../shared/printable.js';
+import { summarizeRequest } from '../shared/request-summary.js';
+import { isClientGone, sendFileRange } from '../shared/send-file-range.js';
+import { sendJson } from '../shared/send-json.js';
+import { isStrictlyInside } from '../shared/strictly-inside.js';
 import { MAX_TICKET_CHARS, type TicketClaims, type TicketProblem, verifyTicket } from '../shared/ticket.js';
 import type { AgentLog } from './delivery.js';
 
@@ -49,19 +52,6 @@ import type { AgentLog } from './delivery.js';
  */
 
 export const FILE_ROUTE_PREFIX = '/v1/files/';
-/** Size of one read of the served file, and of one write to the response. */
-export const READ_CHUNK_BYTES = 1024 * 1024;
-/** Read buffers per response: one can be read into while another is being written. */
-const SEND_BUFFERS = 2;
-/** Time to receive a request's headers. */
-export const HEADERS_TIMEOUT_MS = 20_000;
-/** Time to receive a whole request (a GET has no body, so little more than its headers). */
-export const REQUEST_TIMEOUT_MS = 30_000;
-/** A connection on which nothing moves for this long is closed (a stalled node releases the file). */
-export const IDLE_SOCKET_TIMEOUT_MS = 120_000;
-export const KEEP_ALIVE_TIMEOUT_MS = 5_000;
-/** Longest request target quoted in the log. */
-const MAX_LOGGED_TARGET_CHARS = 300;
 
 export interface FileServerInstance {
   type: string;
@@ -84,12 +74,8 @@ export interface FileServerOptions {
   log: AgentLog;
 }
 
-export interface FileServer {
-  /** The bound port (useful with port 0). */
-  port: number;
-  /** Stops listening, cuts open connections (a node resumes with Range) and waits for the handlers. */
-  close(): Promise<void>;
-}
+/** The bound port, and close: stops listening, cuts open connections (a node resumes with Range) and waits for the handlers. */
+export type FileServer = FileHttpServer;
 
 // ---------------------------------------------------------------------------
 // Pure parts
@@ -142,50 +128,6 @@ export function parseFilePath(target: string): FilePathParse {
   return { ok: true, path: { serverId, type, instance, filename } };
 }
 
-export type RangeDecision =
-  | { kind: 'whole' }
-  | { kind: 'partial'; start: number; end: number }
-  | { kind: 'unsatisfiable' };
-
-const SINGLE_BYTE_RANGE = /^bytes=(\d*)-(\d*)$/i;
-
-/**
- * What to send for a `Range` header and a file of `size` bytes. One range is
- * honoured (`end` inclusive, clamped to the file); several ranges, other units
- * and malformed headers are ignored (whole file).
- */
-export function decideRange(header: string | undefined, size: number): RangeDecision {
-  if (header === undefined) return { kind: 'whole' };
-  const match = SINGLE_BYTE_RANGE.exec(header.trim());
-  if (match === null) return { kind: 'whole' };
-  const [, first = '', last = ''] = match;
-  if (first === '' && last === '') return { kind: 'whole' };
-  if (first === '') {
-    // bytes=-n: the last n bytes.
-    const suffix = Number(last);
-    if (suffix === 0 || size === 0) return { kind: 'unsatisfiable' };
-    return { kind: 'partial', start: Math.max(0, size - suffix), end: size - 1 };
-  }
-  const start = Number(first);
-  const end = last === '' ? Number.POSITIVE_INFINITY : Number(last);
-  if (end < start) return { kind: 'whole' };
-  if (start >= size) return { kind: 'unsatisfiable' };
-  return { kind: 'partial', start, end: Math.min(end, size - 1) };
-}
-
-/** The ticket of `Authorization: Bearer <ticket>`, or null. */
-export function bearerTicket(header: string | undefined): string | null {
-  if (header === undefined) return null;
-  const match = /^Bearer +(\S+) *$/i.exec(header);
-  return match?.[1] ?? null;
-}
-
-/** True when `path` is below `root` (both real paths), never `root` itself. */
-export function isStrictlyInside(root: string, path: string): boolean {
-  const prefix = root.endsWith(sep) ? root : `${root}${sep}`;
-  return path.length > prefix.length && path.startsWith(prefix);
-}
-
 function describeTicketProblem(problem: TicketProblem): string {
   switch (problem) {
     case 'malformed':
@@ -215,26 +157,6 @@ function nodeNamedIn(ticket: string): string | null {
     // not a payload we can read
   }
   return null;
-}
-
-/** Text safe for one log line. */
-function printable(text: string): string {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what we replace
-  return text.replace(/[\u0000-\u001f\u007f]/g, '?');
-}
-
-function statusWord(status: number): string {
-  return (STATUS_CODES[status] ?? 'error').toLowerCase();
-}
-
-function errnoCode(error: unknown): string | undefined {
-  return typeof error === 'object' && error !== null && 'code' in error
-    ? String((error as { code: unknown }).code)
-    : undefined;
-}
-
-function describeError(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 // ---------------------------------------------------------------------------
@@ -295,85 +217,17 @@ async function openServedFile(backDir: string, filename: string): Promise<Opened
   }
 }
 
-/** The response closed before everything was sent: the client went away. */
-class ClientGone extends Error {
-  override readonly name = 'ClientGone';
-}
-
-/**
- * Sends bytes `start` … `start + length - 1` of `file` as the response body,
- * then ends the response. Positional reads into SEND_BUFFERS reused buffers;
- * a buffer is read into again only once the socket has taken its previous
- * write, which also bounds what is queued on the response (backpressure).
- * Never sends more than `length` bytes (each read asks for at most what is
- * left); throws when the file ends first (it shrank while it was sent), and
- * ClientGone when the response closes. After a throw the caller destroys the
- * connection, so the client sees a body shorter than its Content-Length.
- */
-async function sendRange(
-  file: FileHandle,
-  response: ServerResponse,
-  start: number,
-  length: number,
-  progress: { bytesRead: number },
-): Promise<void> {
-  let onClose = (): void => undefined;
-  const closed = new Promise<Error | null>((resolveClosed) => {
-    onClose = () =>
-      resolveClosed(
-        response.writableFinished ? null : new ClientGone('the response closed before it was complete'),
-      );
-    response.once('close', onClose);
-  });
-  try {
-    const chunk = Math.min(READ_CHUNK_BYTES, length);
-    const buffers = Array.from({ length: SEND_BUFFERS }, () => Buffer.allocUnsafe(chunk));
-    // Settles (with null or an error, never rejects) when the socket has taken the buffer's last write.
-    const taken: Array<Promise<Error | null> | null> = buffers.map(() => null);
-    let sent = 0;
-    for (let turn = 0; sent < length; turn = (turn + 1) % SEND_BUFFERS) {
-      const buffer = buffers[turn] as Buffer;
-      const previous = taken[turn];
-      if (previous !== null && previous !== undefined) {
-        const error = await Promise.race([previous, closed]);
-        if (error !== null) throw error;
-      }
-      const { bytesRead } = await file.read(buffer, 0, Math.min(buffer.length, length - sent), start + sent);
-      if (bytesRead === 0) {
-        throw new Error(`the file shrank while it was sent (${sent} of ${length} bytes read)`);
-      }
-      progress.bytesRead += bytesRead;
-      sent += bytesRead;
-      if (response.destroyed) throw new ClientGone('the response closed before it was complete');
-      taken[turn] = new Promise<Error | null>((resolveTaken) => {
-        response.write(buffer.subarray(0, bytesRead), (error) => resolveTaken(error ?? null));
-      });
-    }
-    const finished = new Promise<Error | null>((resolveFinished) => {
-      response.end((error?: Error | null) => resolveFinished(error ?? null));
-    });
-    const error = await Promise.race([finished, closed]);
-    if (error !== null) throw error;
-  } finally {
-    response.off('close', onClose);
-  }
-}
-
 // ---------------------------------------------------------------------------
 // The server
 
 const AUTHENTICATE = { 'www-authenticate': 'Bearer' } as const;
 
+function statusWord(status: number): string {
+  return (STATUS_CODES[status] ?? 'error').toLowerCase();
+}
+
 function sendError(response: ServerResponse, status: number, headers: OutgoingHttpHeaders = {}): void {
-  const body = JSON.stringify({ error: statusWord(status) });
-  response.writeHead(status, {
-    'content-type': 'application/json',
-    'content-length': Buffer.byteLength(body),
-    'cache-control': 'no-store',
-    ...headers,
-  });
-  // Node sends no body for HEAD whatever is passed here.
-  response.end(body);
+  sendJson(response, status, { error: statusWord(status) }, headers);
 }
 
 export async function startFileServer(options: FileServerOptions): Promise<FileServer> {
@@ -388,12 +242,8 @@ export async function startFileServer(options: FileServerOptions): Promise<FileS
     const method = request.method ?? '';
     const target = request.url ?? '';
     let node: string | null = null;
-    const describeRequest = (): string => {
-      const shown =
-        target.length > MAX_LOGGED_TARGET_CHARS ? `${target.slice(0, MAX_LOGGED_TARGET_CHARS)}…` : target;
-      const from = request.socket.remoteAddress ?? 'unknown address';
-      return `${printable(method)} ${printable(shown)} from ${from}${node === null ? '' : ` (node ${node})`}`;
-    };
+    const describeRequest = (): string =>
+      `${summarizeRequest(request)}${node === null ? '' : ` (node ${node})`}`;
     const refuse = (status: number, reason: string, headers: OutgoingHttpHeaders = {}): void => {
       const line = `file server: ${status} ${statusWord(status)} for ${describeRequest()}: ${reason}`;
       if (status >= 500) log.error(line);
@@ -489,106 +339,51 @@ export async function startFileServer(options: FileServerOptions): Promise<FileS
       );
       return;
     }
-    const start = range.kind === 'partial' ? range.start : 0;
-    const end = range.kind === 'partial' ? range.end : size - 1;
-    const length = end - start + 1;
+    const { status, start, length, headers: rangeHeaders, description } = answerRange(range, size);
     const headers: OutgoingHttpHeaders = {
       'content-type': 'application/octet-stream',
-      'content-length': length,
-      'accept-ranges': 'bytes',
+      ...rangeHeaders,
       'x-ubackup-size': size,
       'last-modified': lastModified,
       'cache-control': 'no-store',
     };
-    if (range.kind === 'partial') headers['content-range'] = `bytes ${start}-${end}/${size}`;
-    const status = range.kind === 'partial' ? 206 : 200;
-    const what = `${opened.path} ${range.kind === 'partial' ? `bytes ${start}-${end} of ${size}` : `(${size} bytes)`}`;
+    const what = `${opened.path} ${description}`;
 
-    if (method === 'HEAD' || length === 0) {
-      await file.close();
-      response.writeHead(status, headers);
-      response.end();
+    const progress = { bytesRead: 0 };
+    try {
+      await sendFileRange(
+        file,
+        response,
+        { status, headers, start, length, headOnly: method === 'HEAD' },
+        progress,
+      );
       log.info(
         `file server: ${status} for ${describeRequest()}: ${method === 'HEAD' ? 'described' : 'sent'} ${what}`,
       );
-      return;
-    }
-    response.writeHead(status, headers);
-    const progress = { bytesRead: 0 };
-    try {
-      await sendRange(file, response, start, length, progress);
-      log.info(`file server: ${status} for ${describeRequest()}: sent ${what}`);
     } catch (error) {
-      // Whatever was not sent, the client must see a short body, never a complete-looking one.
-      response.destroy();
-      const gone = error instanceof ClientGone || errnoCode(error) === 'ERR_STREAM_PREMATURE_CLOSE';
+      const gone = isClientGone(error);
       const line =
         `file server: the transfer for ${describeRequest()} of ${what} stopped after ` +
         `${progress.bytesRead} bytes read: ${gone ? 'the client went away' : describeError(error)}`;
       if (gone) log.warn(line);
       else log.error(line);
-    } finally {
-      await file.close().catch(() => undefined);
     }
   };
 
-  const inFlight = new Set<Promise<void>>();
-  const onRequest = (request: IncomingMessage, response: ServerResponse): void => {
-    const done = handle(request, response)
-      .catch((error: unknown) => {
-        log.error(
-          `file server: ${request.method} ${printable(request.url ?? '')} failed: ${describeError(error)}`,
-        );
-        if (!response.headersSent) sendError(response, 500);
-        else response.destroy();
-      })
-      .finally(() => inFlight.delete(done));
-    inFlight.add(done);
-  };
-
-  const httpOptions = {
-    headersTimeout: HEADERS_TIMEOUT_MS,
-    requestTimeout: REQUEST_TIMEOUT_MS,
-    keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
-  };
-  const server: Server =
-    options.tls === null
-      ? createHttpServer(httpOptions, onRequest)
-      : createHttpsServer(
-          { ...httpOptions, cert: options.tls.cert, key: options.tls.key, minVersion: 'TLSv1.2' },
-          onRequest,
-        );
-  // No 'timeout' listener: Node destroys a socket idle for this long.
-  server.setTimeout(IDLE_SOCKET_TIMEOUT_MS);
-
-  await new Promise<void>((resolveListen, rejectListen) => {
-    const onError = (error: Error): void => {
-      server.off('listening', onListening);
-      rejectListen(error);
-    };
-    const onListening = (): void => {
-      server.off('error', onError);
-      resolveListen();
-    };
-    server.once('error', onError);
-    server.once('listening', onListening);
-    server.listen({ host: options.listen.host, port: options.listen.port });
+  const tls = options.tls;
+  return startFileHttpServer({
+    listen: options.listen,
+    name: 'file server',
+    log,
+    handle,
+    answerFailure: (response) => sendError(response, 500),
+    createServer:
+      tls === null
+        ? undefined
+        : (httpOptions, onRequest) =>
+            createHttpsServer(
+              { ...httpOptions, cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' },
+              onRequest,
+            ),
   });
-  server.on('error', (error) => log.error(`file server: ${describeError(error)}`));
-
-  const address = server.address();
-  const port = address !== null && typeof address === 'object' ? address.port : options.listen.port;
-  let closing: Promise<void> | null = null;
-  return {
-    port,
-    close(): Promise<void> {
-      closing ??= (async () => {
-        const closed = new Promise<void>((resolveClose) => server.close(() => resolveClose()));
-        server.closeAllConnections();
-        await closed;
-        await Promise.all([...inFlight]);
-      })();
-      return closing;
-    },
-  };
 }

@@ -1,16 +1,15 @@
 import type { KeyObject } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
-import {
-  createServer,
-  type IncomingMessage,
-  type OutgoingHttpHeaders,
-  type Server,
-  type ServerResponse,
-} from 'node:http';
-import { Transform, type TransformCallback } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { AgentLog } from '../agent/delivery.js';
-import { bearerTicket, decideRange } from '../agent/file-server.js';
+import { bearerTicket } from '../shared/bearer-ticket.js';
+import { answerRange, decideRange } from '../shared/byte-range.js';
+import { describeError } from '../shared/describe-error.js';
+import { type FileHttpServer, startFileHttpServer } from '../shared/file-http-server.js';
+import { printable } from '../shared/printable.js';
+import { summarizeRequest } from '../shared/request-summary.js';
+import { sendFileRange } from '../shared/send-file-range.js';
+import { sendJson } from '../shared/send-json.js';
 import { type TicketClaims, type TicketProblem, verifyTicket } from '../shared/ticket.js';
 import { openStoredFile, type StoredFileProblem } from './stored-file-lookup.js';
 
@@ -55,13 +54,6 @@ import { openStoredFile, type StoredFileProblem } from './stored-file-lookup.js'
  */
 
 export const STORED_ROUTE_PREFIX = '/v1/stored/';
-export const HEADERS_TIMEOUT_MS = 20_000;
-export const REQUEST_TIMEOUT_MS = 30_000;
-/** A connection on which nothing moves for this long is closed. */
-export const IDLE_SOCKET_TIMEOUT_MS = 120_000;
-export const KEEP_ALIVE_TIMEOUT_MS = 5_000;
-const READ_CHUNK_BYTES = 1024 * 1024;
-const MAX_LOGGED_TARGET_CHARS = 300;
 
 export interface RestoreServerOptions {
   listen: { host: string; port: number };
@@ -76,12 +68,8 @@ export interface RestoreServerOptions {
   log: AgentLog;
 }
 
-export interface RestoreServer {
-  /** The bound port (useful with port 0). */
-  port: number;
-  /** Stops listening, cuts open connections and waits for the handlers. */
-  close(): Promise<void>;
-}
+/** The bound port, and close: stops listening, cuts open connections and waits for the handlers. */
+export type RestoreServer = FileHttpServer;
 
 /** The backup id of `/v1/stored/<id>` (query ignored), or null. */
 export function parseStoredPath(
@@ -122,30 +110,6 @@ const LOOKUP_STATUS: Record<StoredFileProblem, number> = {
   read_error: 500,
 };
 
-/** Text safe for one log line. */
-function printable(text: string): string {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what we replace
-  return text.replace(/[\u0000-\u001f\u007f]/g, '?');
-}
-
-function describeError(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
-/** Passes exactly `expected` bytes and fails if the source ends short (the file shrank while sent). */
-function exactLength(expected: number): Transform {
-  let seen = 0;
-  return new Transform({
-    transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-      seen += chunk.length;
-      callback(null, chunk);
-    },
-    flush(callback: TransformCallback): void {
-      callback(seen === expected ? null : new Error(`the file ended after ${seen} of ${expected} bytes`));
-    },
-  });
-}
-
 function sendError(
   response: ServerResponse,
   status: number,
@@ -153,14 +117,7 @@ function sendError(
   message: string,
   headers: OutgoingHttpHeaders = {},
 ): void {
-  const body = JSON.stringify({ error: { code, message } });
-  response.writeHead(status, {
-    'content-type': 'application/json',
-    'content-length': Buffer.byteLength(body),
-    'cache-control': 'no-store',
-    ...headers,
-  });
-  response.end(body);
+  sendJson(response, status, { error: { code, message } }, headers);
 }
 
 export async function startRestoreServer(options: RestoreServerOptions): Promise<RestoreServer> {
@@ -171,12 +128,7 @@ export async function startRestoreServer(options: RestoreServerOptions): Promise
     const method = request.method ?? '';
     const target = request.url ?? '';
     let claims: TicketClaims | null = null;
-    const describeRequest = (): string => {
-      const shown =
-        target.length > MAX_LOGGED_TARGET_CHARS ? `${target.slice(0, MAX_LOGGED_TARGET_CHARS)}…` : target;
-      const from = request.socket.remoteAddress ?? 'unknown address';
-      return `${printable(method)} ${printable(shown)} from ${from}`;
-    };
+    const describeRequest = (): string => summarizeRequest(request);
     const refuse = (
       status: number,
       code: string,
@@ -260,100 +212,39 @@ export async function startRestoreServer(options: RestoreServerOptions): Promise
       );
       return;
     }
-    const start = range.kind === 'partial' ? range.start : 0;
-    const end = range.kind === 'partial' ? range.end : size - 1;
-    const length = Math.max(0, end - start + 1);
+    const { status, start, length, headers: rangeHeaders, description } = answerRange(range, size);
     const headers: OutgoingHttpHeaders = {
       'content-type': 'application/octet-stream',
-      'content-length': length,
-      'accept-ranges': 'bytes',
+      ...rangeHeaders,
       'x-ubackup-size': size,
       'x-ubackup-blake3': opened.sidecar.blake3,
       'last-modified': opened.mtime.toUTCString(),
       'cache-control': 'no-store',
     };
-    if (range.kind === 'partial') headers['content-range'] = `bytes ${start}-${end}/${size}`;
-    const status = range.kind === 'partial' ? 206 : 200;
-    const what = `backup ${claims.backup_id} ${opened.relativePath} ${
-      range.kind === 'partial' ? `bytes ${start}-${end} of ${size}` : `(${size} bytes)`
-    }`;
-    if (method === 'HEAD' || length === 0) {
-      await file.close();
-      response.writeHead(status, headers);
-      response.end();
+    const what = `backup ${claims.backup_id} ${opened.relativePath} ${description}`;
+    const progress = { bytesRead: 0 };
+    try {
+      await sendFileRange(
+        file,
+        response,
+        { status, headers, start, length, headOnly: method === 'HEAD' },
+        progress,
+      );
       log.info(
         `restore server: ${status} for ${describeRequest()}: ${method === 'HEAD' ? 'described' : 'sent'} ${what}`,
       );
-      return;
-    }
-    response.writeHead(status, headers);
-    // autoClose: the descriptor is closed when the stream ends, fails or is destroyed.
-    const stream = file.createReadStream({ start, end, highWaterMark: READ_CHUNK_BYTES });
-    try {
-      await pipeline(stream, exactLength(length), response);
-      log.info(`restore server: ${status} for ${describeRequest()}: sent ${what}`);
     } catch (error) {
-      // The client must see a body shorter than its Content-Length, never a complete-looking one.
-      response.destroy();
       log.warn(
-        `restore server: sending ${what} to ${describeRequest()} stopped after ${stream.bytesRead} bytes read: ${describeError(error)}`,
+        `restore server: sending ${what} to ${describeRequest()} stopped after ${progress.bytesRead} bytes read: ${describeError(error)}`,
       );
     }
   };
 
-  const inFlight = new Set<Promise<void>>();
-  const onRequest = (request: IncomingMessage, response: ServerResponse): void => {
-    const done = handle(request, response)
-      .catch((error: unknown) => {
-        log.error(
-          `restore server: ${request.method} ${printable(request.url ?? '')} failed: ${describeError(error)}`,
-        );
-        if (!response.headersSent)
-          sendError(response, 500, 'read_error', 'the node could not serve the file');
-        else response.destroy();
-      })
-      .finally(() => inFlight.delete(done));
-    inFlight.add(done);
-  };
-
-  const server: Server = createServer(
-    {
-      headersTimeout: HEADERS_TIMEOUT_MS,
-      requestTimeout: REQUEST_TIMEOUT_MS,
-      keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
-    },
-    onRequest,
-  );
-  // No 'timeout' listener: Node destroys a socket idle for this long.
-  server.setTimeout(IDLE_SOCKET_TIMEOUT_MS);
-  await new Promise<void>((resolveListen, rejectListen) => {
-    const onError = (error: Error): void => {
-      server.off('listening', onListening);
-      rejectListen(error);
-    };
-    const onListening = (): void => {
-      server.off('error', onError);
-      resolveListen();
-    };
-    server.once('error', onError);
-    server.once('listening', onListening);
-    server.listen({ host: options.listen.host, port: options.listen.port });
+  return startFileHttpServer({
+    listen: options.listen,
+    name: 'restore server',
+    log,
+    handle,
+    answerFailure: (response) => sendError(response, 500, 'read_error', 'the node could not serve the file'),
   });
-  server.on('error', (error) => log.error(`restore server: ${describeError(error)}`));
-
-  const address = server.address();
-  const port = address !== null && typeof address === 'object' ? address.port : options.listen.port;
-  let closing: Promise<void> | null = null;
-  return {
-    port,
-    close(): Promise<void> {
-      closing ??= (async () => {
-        const closed = new Promise<void>((resolveClose) => server.close(() => resolveClose()));
-        server.closeAllConnections();
-        await closed;
-        await Promise.all([...inFlight]);
-      })();
-      return closing;
-    },
-  };
 }

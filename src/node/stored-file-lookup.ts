@@ -1,7 +1,9 @@
 import { constants } from 'node:fs';
 import { type FileHandle, open, readdir, realpath } from 'node:fs/promises';
 import { join } from 'node:path';
-import { isStrictlyInside } from '../agent/file-server.js';
+import { describeError } from '../shared/describe-error.js';
+import { errnoCode } from '../shared/errno-code.js';
+import { isStrictlyInside } from '../shared/strictly-inside.js';
 import type { TicketClaims } from '../shared/ticket.js';
 import { layoutProblem, type Sidecar, SidecarSchema, sidecarPath } from './storage-layout.js';
 
@@ -57,16 +59,6 @@ type Claims = Pick<
   TicketClaims,
   'backup_id' | 'type' | 'server_id' | 'instance' | 'filename' | 'size' | 'blake3'
 >;
-
-function errnoCode(error: unknown): string | undefined {
-  return typeof error === 'object' && error !== null && 'code' in error
-    ? String((error as { code: unknown }).code)
-    : undefined;
-}
-
-function describeError(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
 
 function failure(problem: StoredFileProblem, reason: string): StoredFileLookup {
   return { ok: false, problem, reason };

@@ -22,14 +22,10 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { AgentStartError, startAgentDaemon } from '../../src/agent/agent-daemon.js';
 import { AgentState } from '../../src/agent/agent-state.js';
 import type { AgentLog } from '../../src/agent/delivery.js';
-import {
-  decideRange,
-  type FileServer,
-  parseFilePath,
-  READ_CHUNK_BYTES,
-  startFileServer,
-} from '../../src/agent/file-server.js';
+import { type FileServer, parseFilePath, startFileServer } from '../../src/agent/file-server.js';
 import { runAgentServe } from '../../src/agent/serve-command.js';
+import { decideRange } from '../../src/shared/byte-range.js';
+import { READ_CHUNK_BYTES } from '../../src/shared/send-file-range.js';
 import {
   exportPublicKey,
   generateTicketKeys,
