@@ -27,9 +27,9 @@ import {
  */
 
 /** Bytes gathered before one write(2); also the read size when re-hashing. */
-export const DEFAULT_WRITE_BUFFER_BYTES = 1024 * 1024;
+export const DEFAULT_WRITE_BUFFER_BYTES = 256 * 1024;
 /** Buffers per part: while one fills, the others may be in write(2). */
-export const DEFAULT_WRITE_BUFFER_COUNT = 4;
+export const DEFAULT_WRITE_BUFFER_COUNT = 8;
 const FILE_MODE = 0o640;
 const NO_SPACE = new Uint8Array(0);
 
@@ -233,7 +233,7 @@ async function writeFully(handle: FileHandle, data: Uint8Array, position: number
 }
 
 export interface OpenPartOptions {
-  /** Size of each write buffer; default 1 MiB. */
+  /** Size of each write buffer; default 256 KiB. */
   bufferBytes?: number;
   /** Number of write buffers, and so the most writes in flight; default 4. */
   bufferCount?: number;
