@@ -122,6 +122,13 @@ export interface BackupTable {
   rsync_model: string | null;
   /** 1 until the alert engine has looked at this backup. */
   alert_pending: ColumnType<number, number | undefined, number>;
+  /** Retention decided to delete the stored copy; `deleted_at` is set when the node confirms. */
+  delete_requested_at: ColumnType<Millis | null, Millis | null | undefined, Millis | null>;
+  delete_reason: ColumnType<string | null, string | null | undefined, string | null>;
+  /** When the stored copy was last found whole (a transfer's verification counts). */
+  scrubbed_at: ColumnType<Millis | null, Millis | null | undefined, Millis | null>;
+  /** Why the last scrub found the stored copy not whole (`verified_at` is then null). */
+  scrub_error: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface TransferJobTable {

@@ -4,6 +4,7 @@ import { initialMigration } from './0001-initial.js';
 import { storageClusterMigration } from './0002-storage-cluster.js';
 import { alertsMigration } from './0003-alerts.js';
 import { retentionMigration } from './0004-retention.js';
+import { nodeTasksMigration } from './0005-node-tasks.js';
 
 /** Every catalog migration, by name; names sort in the order they run. */
 export function catalogMigrations(dialect: CatalogDialect): Record<string, Migration> {
@@ -12,5 +13,6 @@ export function catalogMigrations(dialect: CatalogDialect): Record<string, Migra
     '0002-storage-cluster': storageClusterMigration(dialect),
     '0003-alerts': alertsMigration(dialect),
     '0004-retention': retentionMigration(dialect),
+    '0005-node-tasks': nodeTasksMigration(dialect),
   };
 }

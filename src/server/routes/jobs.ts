@@ -154,7 +154,14 @@ export function jobRoutes(ctx: AppContext): FastifyPluginAsyncZod {
             .execute();
           await trx
             .updateTable('backups')
-            .set({ stored_node: node.name, stored_path: request.body.path, stored_at: now, verified_at: now })
+            .set({
+              stored_node: node.name,
+              stored_path: request.body.path,
+              stored_at: now,
+              verified_at: now,
+              scrubbed_at: now,
+              scrub_error: null,
+            })
             .where('id', '=', job.backup_id)
             .execute();
           await resolveTransferAlerts(trx, job.backup_id, node.name, now);

@@ -384,7 +384,13 @@ async function applyEntries(trx: Trx, input: ReindexInput): Promise<ReindexRespo
     if (!located || verifiedAt !== row.verified_at) {
       const result = await trx
         .updateTable('backups')
-        .set({ stored_node: node.name, stored_path: path, stored_at: storedAt, verified_at: verifiedAt })
+        .set({
+          stored_node: node.name,
+          stored_path: path,
+          stored_at: storedAt,
+          verified_at: verifiedAt,
+          scrubbed_at: verifiedAt,
+        })
         .where('id', '=', row.id)
         .where((eb) => eb.or([eb('stored_node', 'is', null), eb('stored_node', '=', node.name)]))
         .executeTakeFirst();
