@@ -36,6 +36,7 @@ import { parseArgs } from 'node:util';
 import { Blake3Hasher } from '@napi-rs/blake-hash';
 import { startFileServer } from '../src/agent/file-server.js';
 import { freeSpace } from '../src/node/disk-space.js';
+import { startRestoreServer } from '../src/node/restore-server.js';
 import { storedAbsolutePath, storedRelativePath } from '../src/node/storage-layout.js';
 import type { LeasedJob } from '../src/shared/node-protocol.js';
 import { generateTicketKeys, signTicket, TICKET_VERSION, type TicketKeyPair } from '../src/shared/ticket.js';
@@ -43,7 +44,8 @@ import { freePort } from '../test/support/free-port.js';
 import { INSTALL_HINTS, requireTool } from '../test/support/required-tool.js';
 import { makeTempDir } from '../test/support/temp-dir.js';
 import { waitFor } from '../test/support/wait-for.js';
-import type { WorkerResult } from './transfer-worker.js';
+import type { RestoreDownload } from './restore-worker.js';
+import type { WorkerResult } from './worker-result.js';
 
 const { values } = parseArgs({
   options: {
@@ -83,6 +85,8 @@ if (!['auto', 'always', 'never'].includes(PROFILE)) {
   process.exit(2);
 }
 const WORKER = fileURLToPath(new URL('./transfer-worker.js', import.meta.url));
+const RESTORE_WORKER = fileURLToPath(new URL('./restore-worker.js', import.meta.url));
+const NODE_NAME = 'bench-node';
 
 const SERVER_ID = 'bench-db-1';
 const TYPE = 'mysql';
@@ -200,6 +204,11 @@ interface SourceFile {
   blake3: string;
 }
 
+/** A file of the restore chain as the node stores it (`path` is the node's copy). */
+interface StoredFile extends SourceFile {
+  backupId: number;
+}
+
 /** Writes `bytes` of random data with large writes; returns its BLAKE3. */
 function writeRandomFile(path: string, bytes: number): string {
   const chunk = Buffer.allocUnsafe(Math.min(GENERATE_CHUNK_BYTES, bytes));
@@ -251,26 +260,31 @@ interface Context {
   nextJobId: number;
 }
 
-function leasedJob(ctx: Context, file: SourceFile): LeasedJob {
-  const jobId = ctx.nextJobId++;
-  const now = Date.now();
-  const ticket = signTicket(
+/** A ticket for `file` as backup `backupId` (a pull's job has the same id), valid for an hour. */
+function benchTicket(ctx: Context, purpose: 'pull' | 'restore', backupId: number, file: SourceFile): string {
+  return signTicket(
     {
       v: TICKET_VERSION,
-      purpose: 'pull',
-      job_id: jobId,
-      backup_id: jobId,
+      purpose,
+      job_id: purpose === 'pull' ? backupId : null,
+      backup_id: backupId,
       server_id: SERVER_ID,
       type: TYPE,
       instance: INSTANCE,
       filename: file.name,
       size: file.size,
       blake3: file.blake3,
-      node: 'bench-node',
-      exp: now + 3_600_000,
+      node: NODE_NAME,
+      exp: Date.now() + 3_600_000,
     },
     ctx.keys.privateKey,
   );
+}
+
+function leasedJob(ctx: Context, file: SourceFile): LeasedJob {
+  const jobId = ctx.nextJobId++;
+  const now = Date.now();
+  const ticket = benchTicket(ctx, 'pull', jobId, file);
   const path = [SERVER_ID, TYPE, INSTANCE, file.name].map(encodeURIComponent).join('/');
   return {
     job_id: jobId,
@@ -420,6 +434,55 @@ function measureDd(ctx: Context, files: SourceFile[]): Promise<Measurement> {
     ],
     null,
   );
+}
+
+/**
+ * `ubackup restore`'s download of a stored chain from a node's restore server
+ * (in this process), in a child process: the files one after the other, each
+ * verified and renamed into place, as `runRestore` does.
+ */
+async function measureRestore(ctx: Context, chain: StoredFile[], restorePort: number): Promise<Measurement> {
+  // The node's copies are what is read: warm them, as the sources are for the pulls.
+  await prepareRun(ctx, chain);
+  const downloads: RestoreDownload[] = chain.map((file) => ({
+    url: `http://127.0.0.1:${restorePort}/v1/stored/${file.backupId}`,
+    ticket: benchTicket(ctx, 'restore', file.backupId, file),
+    dest: join(ctx.dest, file.name),
+    size: file.size,
+    blake3: file.blake3,
+  }));
+  const filesJson = join(ctx.tmp, 'restore.json');
+  await writeFile(filesJson, JSON.stringify(downloads));
+  const nodeCpu = process.cpuUsage();
+  const result = await runOk(process.execPath, [RESTORE_WORKER, '--files', filesJson]);
+  const sender = process.cpuUsage(nodeCpu);
+  const worker = JSON.parse(result.stdout) as WorkerResult;
+  if (worker.failures.length > 0) throw new Error(`restore download failed: ${worker.failures.join('; ')}`);
+  for (const file of downloads) await expectSize(file.dest, file.size);
+  return {
+    seconds: worker.seconds,
+    bytes: worker.bytes,
+    receiverRssBytes: Math.max(worker.maxRssBytes, worker.vmHwmBytes ?? 0),
+    receiverCpu: { user: worker.cpuUserSeconds, system: worker.cpuSystemSeconds },
+    senderCpu: { user: sender.user / 1e6, system: sender.system / 1e6 },
+    rssBeforeBytes: worker.rssBeforeBytes,
+  };
+}
+
+/** Pulls `files` into `root` with our pull (not measured): the node's stored chain. */
+async function storeChain(ctx: Context, files: SourceFile[], root: string): Promise<StoredFile[]> {
+  const jobs = files.map((file) => leasedJob(ctx, file));
+  const jobsFile = join(ctx.tmp, 'chain-jobs.json');
+  await writeFile(jobsFile, JSON.stringify(jobs));
+  const worker = JSON.parse(
+    (await runOk(process.execPath, [WORKER, '--jobs', jobsFile, '--root', root])).stdout,
+  ) as WorkerResult;
+  if (worker.failures.length > 0) throw new Error(`storing the chain failed: ${worker.failures.join('; ')}`);
+  return jobs.map((job, index) => ({
+    ...(files[index] as SourceFile),
+    path: storedAbsolutePath(root, storedRelativePath(job)),
+    backupId: job.backup_id,
+  }));
 }
 
 // ---------------------------------------------------------------------------
@@ -572,28 +635,34 @@ function medianRun(row: Row): Measurement {
   return sorted[Math.floor((sorted.length - 1) / 2)] as Measurement;
 }
 
-/** One table; `processes` > 1: the peers ran one process per file (their RSS is per process). */
-function printSet(
+/** A column of ratios: filled in on one row only. */
+interface RatioColumn {
+  header: string;
+  row: Row;
+  value: string;
+}
+
+/** One table of measurements, one row per method; `perProcess` rows' RSS is per process. */
+function printTable(
   title: string,
-  processes: number,
-  [ours, rsyncWhole, rsyncDefault, ceiling]: [Row, Row, Row, Row],
+  rows: Row[],
+  ratios: RatioColumn[],
+  perProcess: (row: Row) => boolean,
 ): void {
   console.log(`\n${title}`);
+  const runs = Math.max(...rows.map((row) => row.runs.length));
   const header = [
     'method',
     'MB/s (median)',
-    ...ours.runs.map((_, i) => `run ${i + 1}`),
-    'ours / rsync -W',
-    'ours / rsync default',
+    ...Array.from({ length: runs }, (_, i) => `run ${i + 1}`),
+    ...ratios.map((r) => r.header),
     'receiver peak RSS',
     'CPU receiver (user + sys)',
     'CPU sender (user + sys)',
   ];
   console.log(`| ${header.join(' | ')} |`);
   console.log(`|${header.map(() => '---').join('|')}|`);
-  const wholeRatio = medianRate(ours) / medianRate(rsyncWhole);
-  const defaultRatio = medianRate(ours) / medianRate(rsyncDefault);
-  for (const row of [ours, rsyncWhole, rsyncDefault, ceiling]) {
+  for (const row of rows) {
     const mid = medianRun(row);
     const peakRss = row.runs.every((m) => m.receiverRssBytes !== null)
       ? Math.max(...row.runs.map((m) => m.receiverRssBytes as number))
@@ -602,9 +671,8 @@ function printSet(
       row.method,
       `**${medianRate(row).toFixed(0)}**`,
       ...row.runs.map((m) => `${rate(m).toFixed(0)} (${m.seconds.toFixed(2)} s)`),
-      row === ours ? wholeRatio.toFixed(2) : '',
-      row === ours ? defaultRatio.toFixed(2) : '',
-      `${mb(peakRss)}${row !== ours && processes > 1 ? ' per process' : ''}`,
+      ...ratios.map((r) => (r.row === row ? r.value : '')),
+      `${mb(peakRss)}${perProcess(row) ? ' per process' : ''}`,
       cpu(mid.receiverCpu),
       cpu(mid.senderCpu),
     ];
@@ -612,12 +680,54 @@ function printSet(
   }
 }
 
+/** One set of pulls; `processes` > 1: the peers ran one process per file. */
+function printSet(
+  title: string,
+  processes: number,
+  [ours, rsyncWhole, rsyncDefault, ceiling]: [Row, Row, Row, Row],
+): void {
+  printTable(
+    title,
+    [ours, rsyncWhole, rsyncDefault, ceiling],
+    [
+      { header: 'ours / rsync -W', row: ours, value: (medianRate(ours) / medianRate(rsyncWhole)).toFixed(2) },
+      {
+        header: 'ours / rsync default',
+        row: ours,
+        value: (medianRate(ours) / medianRate(rsyncDefault)).toFixed(2),
+      },
+    ],
+    (row) => row !== ours && processes > 1,
+  );
+}
+
+/** The restore set: its runs beside the single-file pull's. */
+function printRestore(chain: StoredFile[], restore: Row, pull: Row): void {
+  const sizes = chain.map((f) => `${(f.size / MiB).toFixed(0)} MiB`).join(' + ');
+  printTable(
+    `Restore download of a chain of ${chain.length} (${sizes}), one file after the other`,
+    [restore, { ...pull, method: 'transfer: the single-file pull above' }],
+    [
+      {
+        header: 'restore / transfer',
+        row: restore,
+        value: (medianRate(restore) / medianRate(pull)).toFixed(2),
+      },
+    ],
+    () => false,
+  );
+}
+
 // ---------------------------------------------------------------------------
 // Main
 
 const singleBytes = SIZE_MIB * MiB;
 const parallelBytes = PARALLEL * PARALLEL_SIZE_MIB * MiB;
-const dataBytes = singleBytes + parallelBytes;
+/** The restore chain: a full of half the single file's size and two incrementals of a quarter. */
+const chainSizes = [singleBytes / 2, singleBytes / 4, singleBytes / 4].map((n) => Math.floor(n));
+const chainBytes = chainSizes.reduce((sum, n) => sum + n, 0);
+// The chain is there twice more: the node's copy and the restored one.
+const dataBytes = singleBytes + parallelBytes + 3 * chainBytes;
 const base = tmpdir();
 const { freeBytes } = await freeSpace(base);
 if (freeBytes < 3 * dataBytes) {
@@ -667,7 +777,14 @@ try {
     size: PARALLEL_SIZE_MIB * MiB,
     blake3: '',
   }));
-  for (const file of [...single, ...parallel]) file.blake3 = writeRandomFile(file.path, file.size);
+  const chainSources: SourceFile[] = chainSizes.map((size, i) => ({
+    name: i === 0 ? 'chain-full.bin' : `chain-inc-${i}.bin`,
+    path: join(backDir, i === 0 ? 'chain-full.bin' : `chain-inc-${i}.bin`),
+    size,
+    blake3: '',
+  }));
+  for (const file of [...single, ...parallel, ...chainSources])
+    file.blake3 = writeRandomFile(file.path, file.size);
   spawnSync('sync');
   console.log(
     `  generated ${(dataBytes / 2 ** 30).toFixed(2)} GiB of random data in ${((performance.now() - generateStart) / 1000).toFixed(1)} s`,
@@ -697,6 +814,19 @@ try {
     time,
     nextJobId: 1,
   };
+  // The restore set's chain, stored once by our pull into a node root that a restore server serves.
+  const nodeRoot = join(dir.path, 'node');
+  const chain = await storeChain(ctx, chainSources, nodeRoot);
+  const restoreServer = await startRestoreServer({
+    listen: { host: '127.0.0.1', port: 0 },
+    root: nodeRoot,
+    nodeName: NODE_NAME,
+    publicKey: () => keys.publicKey,
+    log: { info: () => undefined, warn: (m) => console.error(m), error: (m) => console.error(m) },
+  });
+  cleanups.push(() => restoreServer.close());
+  const restoreRow: Row = { method: 'ours: ubackup restore download (BLAKE3, rename into place)', runs: [] };
+
   const fsyncFlag = rsyncFsync ? ' --fsync' : '';
   const sets = [
     { title: `Single file, ${SIZE_MIB} MiB`, files: single },
@@ -716,9 +846,12 @@ try {
       rows[1].runs.push(await measureRsync(ctx, set.files, true));
       rows[2].runs.push(await measureRsync(ctx, set.files, false));
       rows[3].runs.push(await measureDd(ctx, set.files));
+      // The restore download is measured beside the single-file pull, interleaved with it.
+      if (set.files === single) restoreRow.runs.push(await measureRestore(ctx, chain, restoreServer.port));
       process.stderr.write(
         ` ours ${rate(rows[0].runs.at(-1) as Measurement).toFixed(0)}, rsync -W ${rate(rows[1].runs.at(-1) as Measurement).toFixed(0)}, ` +
-          `rsync ${rate(rows[2].runs.at(-1) as Measurement).toFixed(0)}, dd ${rate(rows[3].runs.at(-1) as Measurement).toFixed(0)} MB/s\n`,
+          `rsync ${rate(rows[2].runs.at(-1) as Measurement).toFixed(0)}, dd ${rate(rows[3].runs.at(-1) as Measurement).toFixed(0)} MB/s` +
+          `${set.files === single ? `, restore ${rate(restoreRow.runs.at(-1) as Measurement).toFixed(0)} MB/s` : ''}\n`,
       );
     }
     results.push({ ...set, rows });
@@ -726,6 +859,8 @@ try {
   await rm(ctx.dest, { recursive: true, force: true });
 
   for (const { title, files, rows } of results) printSet(title, files.length, rows);
+  const singlePull = results[0]?.rows[0];
+  if (singlePull !== undefined) printRestore(chain, restoreRow, singlePull);
 
   console.log(
     `\nload average at the end ${loadavg()
@@ -747,6 +882,13 @@ try {
       peakRss = Math.max(peakRss, m.receiverRssBytes ?? 0);
       rssBefore = Math.max(rssBefore, m.rssBeforeBytes ?? 0);
     }
+  }
+  if (singlePull !== undefined) {
+    const restoreRatio = medianRate(restoreRow) / medianRate(singlePull);
+    console.log(
+      `  Restore download of the ${(chainBytes / MiB).toFixed(0)} MiB chain: restore / transfer = ${restoreRatio.toFixed(2)} ` +
+        `(beside our single-file pull; target ≥ 0.90) ${restoreRatio >= 0.9 ? 'met' : 'MISSED'}`,
+    );
   }
   console.log(
     `  node peak RSS ${mb(peakRss)} over all runs (${mb(rssBefore)} before the first pull; target < 200 MB) ${peakRss < 200 * MB ? 'met' : 'MISSED'}`,

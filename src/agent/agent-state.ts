@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { z } from 'zod';
+import { fsyncDir } from '../shared/fsync-dir.js';
 
 /**
  * What the agent remembers between runs, in `<state_dir>/agent-state.json`
@@ -96,16 +97,6 @@ export async function writeFileAtomic(path: string, content: string, mode = 0o60
     throw error;
   }
   await fsyncDir(dir);
-}
-
-/** fsync of a directory, so a rename or unlink in it is durable. */
-export async function fsyncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }
 
 /** The state file's content, or null when it is missing or unreadable (the caller keeps what it has). */

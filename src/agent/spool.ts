@@ -1,7 +1,8 @@
 import { mkdir, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fsyncDir } from '../shared/fsync-dir.js';
 import { type Report, ReportSchema } from '../shared/report.js';
-import { fsyncDir, writeFileAtomic } from './agent-state.js';
+import { writeFileAtomic } from './agent-state.js';
 
 /**
  * The agent's durable outbox, `<state_dir>/spool/` (DESIGN §3, invariant 1):

@@ -1,8 +1,9 @@
 import { lstat } from 'node:fs/promises';
+import { type BodySink, type HttpResponse, HttpStallError, httpGet } from '../shared/http-get.js';
 import type { JobFailureCode, LeasedJob } from '../shared/node-protocol.js';
+import type { PartFile } from '../shared/part-file.js';
 import { UBACKUP_VERSION } from '../shared/version.js';
-import { type BodySink, type HttpResponse, HttpStallError, httpGet } from './http-get.js';
-import { commitPart, openPart, type PartFile, removePart, StoreConflictError } from './part-file.js';
+import { commitPart, openPart, removePart, StoreConflictError } from './part-file.js';
 import {
   partPath,
   type Sidecar,

@@ -5,6 +5,7 @@ import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
 import { Blake3Hasher } from '@napi-rs/blake-hash';
 import type { FileDigest } from '../shared/blake3.js';
+import { fsyncDir } from '../shared/fsync-dir.js';
 import type { JobFailureCode, LeasedJob } from '../shared/node-protocol.js';
 import { componentProblem, describeComponentProblem } from '../shared/path-component.js';
 import { commitAndReport, type PullHttpResult } from './http-pull.js';
@@ -463,15 +464,6 @@ async function hashAndSync(path: string): Promise<FileDigest> {
     await handle.chmod(FILE_MODE);
     await handle.sync();
     return { size, blake3: hasher.digest('hex') };
-  } finally {
-    await handle.close();
-  }
-}
-
-async function fsyncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
   } finally {
     await handle.close();
   }

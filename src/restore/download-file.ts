@@ -1,13 +1,14 @@
-import { createReadStream, createWriteStream } from 'node:fs';
-import { lstat, open, rename, rm, truncate, writeFile } from 'node:fs/promises';
+import { lstat, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { Transform, type TransformCallback } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Blake3Hasher } from '@napi-rs/blake-hash';
-import { type Dispatcher, request } from 'undici';
+import { blake3File, type FileDigest } from '../shared/blake3.js';
+import { describeError } from '../shared/describe-error.js';
+import { errnoCode } from '../shared/errno-code.js';
+import { fsyncDir } from '../shared/fsync-dir.js';
+import { type HttpResponse, httpGet } from '../shared/http-get.js';
+import { openPartFile, type PartFile } from '../shared/part-file.js';
+import { UBACKUP_VERSION } from '../shared/version.js';
 import { RESTORE_EXIT, RestoreError } from './restore-error.js';
-
 /**
  * Downloads one file of a restore chain from the node that stores it, into
  * `<dest>.part`, then checks its size and BLAKE3 and renames it to `dest`.
@@ -32,7 +33,6 @@ export const DEFAULT_ATTEMPTS = 3;
 export const DEFAULT_STALL_TIMEOUT_MS = 60_000;
 /** Largest error body read from a node, for its message. */
 const MAX_ERROR_BODY_BYTES = 4096;
-const READ_CHUNK_BYTES = 1024 * 1024;
 
 export interface DownloadFileOptions {
   url: string;
@@ -51,7 +51,6 @@ export interface DownloadFileOptions {
   onProgress?: (bytes: number) => void;
   /** One line per event worth telling (a resume, a retry). */
   note?: (line: string) => void;
-  dispatcher?: Dispatcher;
   signal?: AbortSignal;
 }
 
@@ -65,20 +64,6 @@ export interface DownloadFileResult {
   resumedFrom: number;
   /** Bytes received from the node in this run. */
   bytesTransferred: number;
-}
-
-function errnoCode(error: unknown): string | undefined {
-  return typeof error === 'object' && error !== null && 'code' in error
-    ? String((error as { code: unknown }).code)
-    : undefined;
-}
-
-function describeError(error: unknown): string {
-  if (error instanceof Error) {
-    const cause = error.cause instanceof Error ? ` (${error.cause.message})` : '';
-    return `${error.message}${cause}`;
-  }
-  return String(error);
 }
 
 /** Size of a regular file at `path`, null when there is none; throws when something else is there. */
@@ -99,28 +84,6 @@ async function fileSize(path: string): Promise<number | null> {
   }
 }
 
-/** Feeds the first `length` bytes of `path` to `hasher`. */
-async function hashPrefix(path: string, length: number, hasher: Blake3Hasher): Promise<void> {
-  if (length === 0) return;
-  const stream = createReadStream(path, { start: 0, end: length - 1, highWaterMark: READ_CHUNK_BYTES });
-  for await (const chunk of stream as AsyncIterable<Buffer>) hasher.update(chunk);
-}
-
-async function digestOf(path: string, length: number): Promise<string> {
-  const hasher = new Blake3Hasher();
-  await hashPrefix(path, length, hasher);
-  return hasher.digest('hex');
-}
-
-async function fsyncPath(path: string, flags: string): Promise<void> {
-  const handle = await open(path, flags);
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
 /** A try that failed; `retry` says whether another try may help. */
 class TryFailed extends Error {
   constructor(
@@ -132,189 +95,195 @@ class TryFailed extends Error {
   }
 }
 
-async function errorBodyText(body: Dispatcher.ResponseData['body']): Promise<string> {
-  let text = '';
+/** The node's error as one phrase: `code: message` from its JSON body, else the start of the text. */
+function errorText(body: string): string {
   try {
-    for await (const chunk of body as AsyncIterable<Buffer>) {
-      text += chunk.toString('utf8');
-      if (text.length >= MAX_ERROR_BODY_BYTES) break;
-    }
-  } catch {
-    // the message is a courtesy
-  }
-  body.destroy();
-  try {
-    const json = JSON.parse(text) as { error?: { code?: unknown; message?: unknown } };
+    const json = JSON.parse(body) as { error?: { code?: unknown; message?: unknown } };
     if (typeof json.error?.code === 'string') {
       return `${json.error.code}: ${typeof json.error.message === 'string' ? json.error.message : ''}`;
     }
   } catch {
     // not JSON
   }
-  return text.slice(0, 300).trim();
+  return body.slice(0, 300).trim();
+}
+
+/** The message of an error and of its cause. */
+function describeWithCause(error: unknown): string {
+  const cause = error instanceof Error && error.cause instanceof Error ? ` (${error.cause.message})` : '';
+  return `${describeError(error)}${cause}`;
 }
 
 export async function downloadFile(options: DownloadFileOptions): Promise<DownloadFileResult> {
   const { dest, size, blake3 } = options;
-  const part = `${dest}${PART_SUFFIX}`;
+  const partPath = `${dest}${PART_SUFFIX}`;
   const attempts = Math.max(1, options.attempts ?? DEFAULT_ATTEMPTS);
-  const timeoutMs = options.timeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
   const progress = options.onProgress ?? (() => undefined);
   const note = options.note ?? (() => undefined);
 
   const existing = await fileSize(dest);
   if (existing !== null) {
-    if (existing === size && (await digestOf(dest, size)) === blake3) {
+    if (existing === size && (await blake3File(dest)).blake3 === blake3) {
       progress(size);
       return { path: dest, size, blake3, reused: true, resumedFrom: size, bytesTransferred: 0 };
     }
     note(`${dest} is there but is not this backup's file: downloading it again`);
     await rm(dest, { force: true });
   }
+  // Something in the way of the part (a directory, a link) is the operator's to move.
+  await fileSize(partPath);
 
-  let hasher = new Blake3Hasher();
-  let offset = (await fileSize(part)) ?? 0;
-  if (offset > size) {
-    note(`${part} is longer than the file (${offset} > ${size} bytes): starting again`);
-    await truncate(part, 0);
-    offset = 0;
-  }
-  await hashPrefix(part, offset, hasher);
-  const resumedFrom = offset;
-  if (offset > 0 && offset < size) note(`resuming ${part} at byte ${offset} of ${size}`);
-  progress(offset);
-  let transferred = 0;
-
-  const oneTry = async (): Promise<void> => {
-    const headers: Record<string, string> = { authorization: `Bearer ${options.ticket}` };
-    if (offset > 0) headers.range = `bytes=${offset}-`;
-    let response: Dispatcher.ResponseData;
-    try {
-      response = await request(options.url, {
-        method: 'GET',
-        headers,
-        headersTimeout: timeoutMs,
-        bodyTimeout: timeoutMs,
-        signal: options.signal,
-        ...(options.dispatcher !== undefined ? { dispatcher: options.dispatcher } : {}),
-      });
-    } catch (error) {
-      throw new TryFailed(`cannot reach the node: ${describeError(error)}`, true, 'node_unreachable');
+  const part = await openPartFile(partPath);
+  const state = { transferred: 0 };
+  let digest: FileDigest;
+  try {
+    if (part.size > size) {
+      note(`${partPath} is longer than the file (${part.size} > ${size} bytes): starting again`);
+      await part.reset();
     }
-    const { statusCode, body } = response;
-    if (statusCode === 200 && offset > 0) {
-      // The node sent the whole file: it replaces the part.
-      note(`the node sent the whole file instead of bytes ${offset}-: starting ${part} again`);
-      offset = 0;
-      hasher = new Blake3Hasher();
-      progress(0);
-    } else if (statusCode === 206) {
-      const range = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(String(response.headers['content-range'] ?? ''));
-      if (range === null || Number(range[1]) !== offset || Number(range[3]) !== size) {
-        body.destroy();
+    const resumedFrom = part.size;
+    if (resumedFrom > 0 && resumedFrom < size) note(`resuming ${partPath} at byte ${resumedFrom} of ${size}`);
+    progress(resumedFrom);
+
+    for (let attempt = 1; part.size < size; attempt += 1) {
+      try {
+        await oneTry(options, part, state);
+      } catch (error) {
+        if (!(error instanceof TryFailed)) throw error;
+        if (!error.retry || attempt >= attempts || options.signal?.aborted) {
+          throw new RestoreError(
+            RESTORE_EXIT.downloadFailed,
+            error.code,
+            `${dest}: ${error.message}${part.size > 0 ? ` (${partPath} keeps ${part.size} bytes: run the restore again to resume)` : ''}`,
+          );
+        }
+        const delay = options.retryDelayMs?.(attempt) ?? 1000 * 2 ** (attempt - 1);
+        note(
+          `${error.message}; trying again in ${Math.round(delay / 100) / 10} s (${attempt + 1} of ${attempts})`,
+        );
+        await sleep(delay);
+      }
+    }
+    // Written, fsynced, closed; an empty file needs no download and is checked like any other.
+    digest = await part.finish();
+    if (digest.size !== size || digest.blake3 !== blake3) {
+      await rm(partPath, { force: true });
+      const why =
+        digest.size !== size
+          ? `it is ${digest.size} bytes, the catalog says ${size}`
+          : `its BLAKE3 is ${digest.blake3}, the catalog says ${blake3}`;
+      throw new RestoreError(
+        RESTORE_EXIT.integrity,
+        digest.size !== size ? 'size_mismatch' : 'checksum_mismatch',
+        `${dest} failed verification: ${why}; removed ${partPath}`,
+      );
+    }
+    await rename(partPath, dest);
+    await fsyncDir(dirname(dest));
+    return { path: dest, size, blake3, reused: false, resumedFrom, bytesTransferred: state.transferred };
+  } catch (error) {
+    if (error instanceof RestoreError) throw error;
+    // The part could not be written (a full disk, a read-only mount): trying again does not help.
+    throw new RestoreError(
+      RESTORE_EXIT.downloadFailed,
+      'write_failed',
+      `cannot write ${partPath}: ${describeWithCause(error)}`,
+    );
+  } finally {
+    // What arrived stays in the part for the next run (a no-op after finish).
+    await part.close();
+  }
+}
+
+/** One request for the bytes the part lacks; they go straight into the part's buffers. */
+async function oneTry(
+  options: DownloadFileOptions,
+  part: PartFile,
+  state: { transferred: number },
+): Promise<void> {
+  const { size } = options;
+  const progress = options.onProgress ?? (() => undefined);
+  const offset = part.size;
+  const headers: Record<string, string> = {
+    authorization: `Bearer ${options.ticket}`,
+    'user-agent': `ubackup-restore/${UBACKUP_VERSION}`,
+  };
+  if (offset > 0) headers.range = `bytes=${offset}-`;
+  let response: HttpResponse;
+  try {
+    response = await httpGet({
+      url: options.url,
+      headers,
+      timeoutMs: options.timeoutMs ?? DEFAULT_STALL_TIMEOUT_MS,
+      ...(options.signal !== undefined ? { signal: options.signal } : {}),
+    });
+  } catch (error) {
+    throw new TryFailed(`cannot reach the node: ${describeWithCause(error)}`, true, 'node_unreachable');
+  }
+  try {
+    const { status } = response;
+    const length = response.contentLength ?? 0;
+    if (status === 200) {
+      if (length > size) {
+        await part.close();
+        await rm(`${options.dest}${PART_SUFFIX}`, { force: true });
+        throw new RestoreError(
+          RESTORE_EXIT.integrity,
+          'size_mismatch',
+          `the node sent more than the file's ${size} bytes (${length}); removed ${options.dest}${PART_SUFFIX}`,
+        );
+      }
+      if (offset > 0) {
+        // The node sent the whole file: it replaces the part.
+        options.note?.(
+          `the node sent the whole file instead of bytes ${offset}-: starting ${options.dest}${PART_SUFFIX} again`,
+        );
+        await part.reset();
+        progress(0);
+      }
+    } else if (status === 206) {
+      const header = response.headers.get('content-range') ?? '';
+      const range = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(header);
+      if (
+        range === null ||
+        Number(range[1]) !== offset ||
+        Number(range[3]) !== size ||
+        Number(range[2]) - offset + 1 !== length
+      ) {
         throw new TryFailed(
-          `the node answered a different range (${String(response.headers['content-range'])}) than bytes ${offset}-${size - 1}/${size}`,
+          `the node answered a different range (${header}) than bytes ${offset}-${size - 1}/${size}`,
           false,
           'bad_range',
         );
       }
-    } else if (statusCode !== 200) {
-      const text = await errorBodyText(body);
-      const retry = statusCode >= 500;
+    } else {
+      const text = errorText(await response.text(MAX_ERROR_BODY_BYTES));
       throw new TryFailed(
-        `the node answered ${statusCode}${text === '' ? '' : ` (${text})`}`,
-        retry,
-        statusCode === 416 ? 'range_not_satisfiable' : `node_http_${statusCode}`,
+        `the node answered ${status}${text === '' ? '' : ` (${text})`}`,
+        status >= 500,
+        status === 416 ? 'range_not_satisfiable' : `node_http_${status}`,
       );
     }
-    if (offset === 0) await rm(part, { force: true });
-    else await truncate(part, offset);
-    let tooLong = false;
-    const counting = new Transform({
-      transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-        if (offset + chunk.length > size) {
-          tooLong = true;
-          callback(new Error(`the node sent more than the file's ${size} bytes`));
-          return;
-        }
-        hasher.update(chunk);
-        offset += chunk.length;
-        transferred += chunk.length;
-        progress(offset);
-        callback(null, chunk);
-      },
-    });
-    const hashedBefore = offset;
+    const before = part.size;
     try {
-      await pipeline(
-        body,
-        counting,
-        createWriteStream(part, { flags: 'a', highWaterMark: READ_CHUNK_BYTES }),
-      );
+      await response.receive({
+        space: () => part.space(),
+        written: (bytes) => {
+          const wait = part.commit(bytes);
+          state.transferred += bytes;
+          progress(part.size);
+          return wait;
+        },
+      });
     } catch (error) {
-      if (tooLong) {
-        await rm(part, { force: true });
-        throw new RestoreError(
-          RESTORE_EXIT.integrity,
-          'size_mismatch',
-          `${describeError(error)}; removed ${part}`,
-        );
-      }
-      // What reached the disk is what the next try resumes from; the digest must cover exactly that.
-      const onDisk = (await fileSize(part)) ?? 0;
-      if (onDisk !== offset) {
-        offset = Math.min(onDisk, size);
-        hasher = new Blake3Hasher();
-        await hashPrefix(part, offset, hasher);
-        progress(offset);
-      }
       throw new TryFailed(
-        `the download stopped after ${offset - hashedBefore} bytes (${offset} of ${size} on disk): ${describeError(error)}`,
+        `the download stopped after ${part.size - before} bytes (${part.size} of ${size}): ${describeWithCause(error)}`,
         true,
         'download_interrupted',
       );
     }
-    if (offset === hashedBefore) throw new TryFailed('the node sent no bytes', true, 'download_interrupted');
-  };
-
-  // An empty file needs no download: its digest is checked like any other.
-  if (size === 0) await writeFile(part, '');
-  for (let attempt = 1; offset < size; attempt += 1) {
-    try {
-      await oneTry();
-    } catch (error) {
-      if (!(error instanceof TryFailed)) throw error;
-      if (!error.retry || attempt >= attempts || options.signal?.aborted) {
-        throw new RestoreError(
-          RESTORE_EXIT.downloadFailed,
-          error.code,
-          `${dest}: ${error.message}${offset > 0 ? ` (${part} keeps ${offset} bytes: run the restore again to resume)` : ''}`,
-        );
-      }
-      const delay = options.retryDelayMs?.(attempt) ?? 1000 * 2 ** (attempt - 1);
-      note(
-        `${error.message}; trying again in ${Math.round(delay / 100) / 10} s (${attempt + 1} of ${attempts})`,
-      );
-      await sleep(delay);
-    }
+    if (part.size === before) throw new TryFailed('the node sent no bytes', true, 'download_interrupted');
+  } finally {
+    response.close();
   }
-
-  const onDisk = (await fileSize(part)) ?? 0;
-  const digest = hasher.digest('hex');
-  if (onDisk !== size || offset !== size || digest !== blake3) {
-    await rm(part, { force: true });
-    const why =
-      onDisk !== size
-        ? `it is ${onDisk} bytes, the catalog says ${size}`
-        : `its BLAKE3 is ${digest}, the catalog says ${blake3}`;
-    throw new RestoreError(
-      RESTORE_EXIT.integrity,
-      onDisk !== size ? 'size_mismatch' : 'checksum_mismatch',
-      `${dest} failed verification: ${why}; removed ${part}`,
-    );
-  }
-  await fsyncPath(part, 'r+');
-  await rename(part, dest);
-  await fsyncPath(dirname(dest), 'r');
-  return { path: dest, size, blake3, reused: false, resumedFrom, bytesTransferred: transferred };
 }

@@ -1,6 +1,5 @@
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { Agent } from 'undici';
 import { type DownloadFileResult, downloadFile } from './download-file.js';
 import { defaultRestoreDirName } from './restore-dir.js';
 import { RESTORE_EXIT, RestoreError, type RestoreExitCode } from './restore-error.js';
@@ -106,7 +105,6 @@ export async function runRestore(
     if (options.json) io.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
     return code;
   };
-  const dispatcher = new Agent({ connect: { timeout: 30_000 }, keepAliveTimeout: 4_000 });
   try {
     const plan: RestorePlan = await fetchRestorePlan({
       server: options.server,
@@ -174,7 +172,6 @@ export async function runRestore(
           dest,
           size: file.size,
           blake3: file.blake3,
-          dispatcher,
           ...(tuning.attempts !== undefined ? { attempts: tuning.attempts } : {}),
           ...(tuning.retryDelayMs !== undefined ? { retryDelayMs: tuning.retryDelayMs } : {}),
           ...(tuning.stallTimeoutMs !== undefined ? { timeoutMs: tuning.stallTimeoutMs } : {}),
@@ -208,7 +205,14 @@ export async function runRestore(
       say(`running the hook: ${options.exec} <${paths.length} file(s)>`);
       let outcome: HookOutcome;
       try {
-        outcome = await runHook({ command: options.exec, files: paths, restoreDir: dir, env: io.env });
+        outcome = await runHook({
+          command: options.exec,
+          files: paths,
+          restoreDir: dir,
+          env: io.env,
+          // stdout carries the JSON report alone.
+          ...(options.json ? { stdio: 'stderr' as const } : {}),
+        });
       } catch (error) {
         throw new RestoreError(
           RESTORE_EXIT.hookFailed,
@@ -250,7 +254,5 @@ export async function runRestore(
     say(`ubackup restore: ${failure.message}`);
     if (failure.details !== undefined) say(JSON.stringify(failure.details, null, 2));
     return finish(failure.exitCode);
-  } finally {
-    await dispatcher.close().catch(() => undefined);
   }
 }

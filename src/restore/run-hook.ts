@@ -13,7 +13,8 @@ import { spawn } from 'node:child_process';
  * `sh restore.sh <file 1> <file 2> …`. The hook also gets
  * `UBACKUP_FILES` (the same paths, one per line) and `UBACKUP_RESTORE_DIR`,
  * and inherits stdin, stdout, stderr, the environment and the working
- * directory.
+ * directory. With `stdio: 'stderr'` (`restore --json`) the hook's stdout goes
+ * to stderr, so that stdout carries the JSON report alone.
  */
 
 export const HOOK_ARGV0 = 'ubackup-restore';
@@ -30,8 +31,8 @@ export interface RunHookOptions {
   files: readonly string[];
   restoreDir: string;
   env?: NodeJS.ProcessEnv;
-  /** Default 'inherit'; tests capture the output with 'pipe'. */
-  stdio?: 'inherit' | 'pipe';
+  /** Default 'inherit'; 'stderr': stdout goes to stderr too; tests capture the output with 'pipe'. */
+  stdio?: 'inherit' | 'stderr' | 'pipe';
   /** With stdio 'pipe': receives the hook's stdout and stderr. */
   onOutput?: (chunk: Buffer) => void;
 }
@@ -44,7 +45,7 @@ export function hookArgv(command: string, files: readonly string[]): string[] {
 export function runHook(options: RunHookOptions): Promise<HookOutcome> {
   return new Promise((resolveOutcome, rejectOutcome) => {
     const child = spawn('sh', hookArgv(options.command, options.files), {
-      stdio: options.stdio ?? 'inherit',
+      stdio: options.stdio === 'stderr' ? ['inherit', 2, 'inherit'] : (options.stdio ?? 'inherit'),
       env: {
         ...(options.env ?? process.env),
         UBACKUP_FILES: options.files.join('\n'),

@@ -5,7 +5,7 @@ import { RESTORE_EXIT } from '../../src/restore/restore-error.js';
 import { type CliDaemon, runCli } from '../support/cli-process.js';
 import { type Cluster, startCluster } from '../support/cluster.js';
 import { freePort } from '../support/free-port.js';
-import { readCatalog } from '../support/process-catalog.js';
+import { createToken, readCatalog } from '../support/process-catalog.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
 import { waitFor } from '../support/wait-for.js';
 
@@ -93,24 +93,12 @@ describe('ubackup restore (sqlite)', () => {
         }),
       { timeoutMs: 30_000, what: "the node's restore address in the catalog" },
     );
-    const made = await runCli([
-      'admin',
-      'token',
-      'create',
-      '--role',
-      'viewer',
-      '--name',
-      'restore',
-      '--data-dir',
-      c.pc.dataDir,
-      ...c.pc.dbArgs,
-    ]);
-    expect(made.code, made.stderr).toBe(0);
+    const token = await createToken(c.pc, 'viewer', 'restore');
     const names = (await readdir(c.backDir(0))).sort(
       (a, b) => Number(a.split(/[-.]/)[1]) - Number(b.split(/[-.]/)[1]),
     );
     expect(names).toEqual(['full-1.bin', 'inc-2.bin', 'inc-3.bin']);
-    return { c, token: made.stdout.trim(), node, nodePort, nodeExtra, files: names };
+    return { c, token, node, nodePort, nodeExtra, files: names };
   }
 
   /** The directory beside back_dir, for the script's run counter. */
@@ -147,6 +135,8 @@ describe('ubackup restore (sqlite)', () => {
         `printf 'files %s\\n' "$UBACKUP_FILES" >> ${record}`,
         `echo "dir $UBACKUP_RESTORE_DIR" >> ${record}`,
         `cat "$@" > ${join(s.c.dir.path, 'concatenated')}`,
+        // With --json the hook's stdout goes to stderr: stdout is the report alone.
+        'echo "hook says hi"',
         '',
       ].join('\n'),
     );
@@ -154,6 +144,7 @@ describe('ubackup restore (sqlite)', () => {
     expect(run.code, `${run.stderr}\n--- node ---\n${s.node.output()}`).toBe(RESTORE_EXIT.ok);
     const result = JSON.parse(run.stdout);
     expect(result).toMatchObject({ ok: true, exit_code: 0, dir: out, hook: { exit_code: 0 } });
+    expect(run.stderr).toContain('hook says hi');
     expect(
       result.files.map((f: { kind: string; filename: string; status: string }) => [
         f.kind,

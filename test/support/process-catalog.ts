@@ -31,20 +31,25 @@ export async function processCatalog(backend: BackendName, dir: string): Promise
 }
 
 /** `ubackup admin token create --role enroll`, as an operator would run it. */
-export async function createEnrollToken(pc: ProcessCatalog): Promise<string> {
+export function createEnrollToken(pc: ProcessCatalog): Promise<string> {
+  return createToken(pc, 'enroll', 'fleet');
+}
+
+/** `ubackup admin token create --role <role> --name <name>` against the catalog; returns the token. */
+export async function createToken(pc: ProcessCatalog, role: string, name: string): Promise<string> {
   const created = await runCli([
     'admin',
     'token',
     'create',
     '--role',
-    'enroll',
+    role,
     '--name',
-    'fleet',
+    name,
     '--data-dir',
     pc.dataDir,
     ...pc.dbArgs,
   ]);
-  expect(created.code).toBe(0);
+  expect(created.code, created.stderr).toBe(0);
   expect(created.stdout).toMatch(/^ubt_[A-Za-z0-9_-]{43}\n$/);
   return created.stdout.trim();
 }

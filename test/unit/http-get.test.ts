@@ -14,7 +14,7 @@ import {
   HttpStallError,
   httpGet,
   MAX_HEAD_BYTES,
-} from '../../src/node/http-get.js';
+} from '../../src/shared/http-get.js';
 import { makeTempDir, type TempDir } from '../support/temp-dir.js';
 
 const run = promisify(execFile);

@@ -1,8 +1,10 @@
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { Blake3Hasher } from '@napi-rs/blake-hash';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { downloadFile } from '../../src/restore/download-file.js';
@@ -16,6 +18,7 @@ import { makeTempDir, type TempDir } from '../support/temp-dir.js';
  */
 
 const SIZE = 3 * 1024 * 1024 + 777;
+const execFileAsync = promisify(execFile);
 const TICKET = 'payload.signature';
 
 function digestOf(bytes: Buffer): string {
@@ -287,3 +290,26 @@ describe('downloading one file', () => {
     expect(result.bytesTransferred).toBe(SIZE);
   });
 });
+
+describe.skipIf(process.getuid?.() !== 0)(
+  'downloadFile onto a full disk (real tmpfs, needs root to mount)',
+  () => {
+    let mountPoint = '';
+
+    afterEach(async () => {
+      if (mountPoint !== '') await execFileAsync('umount', [mountPoint]);
+      mountPoint = '';
+    });
+
+    it('fails with exit 6 and says the disk is full, without retrying', async () => {
+      const target = join(dir.path, 'small');
+      await mkdir(target);
+      await execFileAsync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', target]);
+      mountPoint = target;
+      const error = await failure(downloadFile({ ...base(), dest: join(target, 'full-1.xb') }));
+      expect([error.exitCode, error.code]).toEqual([RESTORE_EXIT.downloadFailed, 'write_failed']);
+      expect(error.message).toMatch(/ENOSPC/);
+      expect(host.seen).toHaveLength(1);
+    });
+  },
+);
