@@ -9,7 +9,6 @@ import { resetHost, resetNode } from './admin/reset-host.js';
 import {
   formatRetentionPlans,
   parseInstanceIdentity,
-  retentionPlans,
   retentionPlansJson,
 } from './admin/retention-plan-command.js';
 import { AgentStartError, startAgentDaemon } from './agent/agent-daemon.js';
@@ -23,6 +22,7 @@ import { formatReindexSummary, NodeReindexError, reindexNode } from './node/rein
 import { runRestore } from './restore/restore-command.js';
 import { RESTORE_EXIT, RestoreError } from './restore/restore-error.js';
 import { parseRestoreFlags, type RestoreFlags } from './restore/restore-options.js';
+import { retentionPlans } from './server/retention/load-retention-plans.js';
 import { createLogger, runServerUntilSignal } from './server/server-process.js';
 import {
   DEFAULT_SERVER_FLAGS,
@@ -107,6 +107,14 @@ program
     new Option('--alert-sweep-seconds <n>', 'how often alerts are evaluated and notifications sent')
       .env('UBACKUP_ALERT_SWEEP_SECONDS')
       .default(DEFAULT_SERVER_FLAGS.alertSweepSeconds),
+  )
+  .addOption(
+    new Option(
+      '--retention-seconds <n>',
+      'how often retention requests the deletes of expired stored backups (0: never)',
+    )
+      .env('UBACKUP_RETENTION_SECONDS')
+      .default(DEFAULT_SERVER_FLAGS.retentionSeconds),
   )
   .addOption(
     new Option(

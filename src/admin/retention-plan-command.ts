@@ -1,24 +1,11 @@
-import type { Catalog } from '../catalog/database.js';
-import { planRetention, type RetentionDecision } from '../server/retention/retention-plan.js';
-import {
-  type RetentionPolicy,
-  type RetentionSettings,
-  resolveRetentionPolicy,
-} from '../server/retention/retention-policy.js';
+import type { InstanceIdentity, InstanceRetentionPlan } from '../server/retention/load-retention-plans.js';
 import { AdminInputError } from './create-user.js';
 
-/** One instance, as backups name it. */
-export interface InstanceIdentity {
-  server_id: string;
-  type: string;
-  instance: string;
-}
-
-export interface InstanceRetentionPlan extends InstanceIdentity {
-  game_id: string | null;
-  policy: RetentionPolicy;
-  decisions: RetentionDecision[];
-}
+/**
+ * `ubackup admin retention plan`: the dry run's input parsing and output. The
+ * plans come from the loader the server's retention round uses
+ * (server/retention/load-retention-plans.ts).
+ */
 
 /** `server_id/type/instance`, as `--instance` takes it. */
 export function parseInstanceIdentity(text: string): InstanceIdentity {
@@ -30,111 +17,6 @@ export function parseInstanceIdentity(text: string): InstanceIdentity {
   }
   const [server_id, type, instance] = parts as [string, string, string];
   return { server_id, type, instance };
-}
-
-/**
- * The retention plan of one instance, or of every instance that has stored
- * backups, read from the catalog. A dry run: nothing is changed.
- */
-export async function retentionPlans(
-  catalog: Catalog,
-  which: { instance?: InstanceIdentity },
-  nowMs: number,
-): Promise<InstanceRetentionPlan[]> {
-  const db = catalog.db;
-  const identities: InstanceIdentity[] = which.instance
-    ? [which.instance]
-    : await db
-        .selectFrom('backups')
-        .select(['server_id', 'type', 'instance'])
-        .distinct()
-        .where('stored_path', 'is not', null)
-        .where('deleted_at', 'is', null)
-        .orderBy('server_id')
-        .orderBy('type')
-        .orderBy('instance')
-        .execute();
-
-  const typeSettings = new Map<string, RetentionSettings | null>();
-  const businessSettings = new Map<string, RetentionSettings | null>();
-  const plans: InstanceRetentionPlan[] = [];
-  for (const id of identities) {
-    const registered = await db
-      .selectFrom('instances')
-      .select(['game_id', 'retention_days', 'keep_fulls'])
-      .where('server_id', '=', id.server_id)
-      .where('type', '=', id.type)
-      .where('instance', '=', id.instance)
-      .executeTakeFirst();
-    const rows = await db
-      .selectFrom('backups')
-      .select([
-        'id',
-        'kind',
-        'status',
-        'created_at',
-        'base_backup_id',
-        'filename',
-        'size',
-        'permanent',
-        'stored_path',
-        'deleted_at',
-        'game_id',
-      ])
-      .where('server_id', '=', id.server_id)
-      .where('type', '=', id.type)
-      .where('instance', '=', id.instance)
-      .where('status', '=', 'ok')
-      .where('deleted_at', 'is', null)
-      .orderBy('created_at', 'desc')
-      .execute();
-    // An unregistered instance belongs to the business its newest backup claimed.
-    const gameId = registered?.game_id ?? rows[0]?.game_id ?? null;
-
-    if (!typeSettings.has(id.type)) {
-      typeSettings.set(
-        id.type,
-        (await db
-          .selectFrom('backup_types')
-          .select(['retention_days', 'keep_fulls'])
-          .where('name', '=', id.type)
-          .executeTakeFirst()) ?? null,
-      );
-    }
-    if (gameId !== null && !businessSettings.has(gameId)) {
-      businessSettings.set(
-        gameId,
-        (await db
-          .selectFrom('businesses')
-          .select(['retention_days', 'keep_fulls'])
-          .where('game_id', '=', gameId)
-          .executeTakeFirst()) ?? null,
-      );
-    }
-    const policy = resolveRetentionPolicy(
-      registered ?? null,
-      typeSettings.get(id.type) ?? null,
-      gameId === null ? null : (businessSettings.get(gameId) ?? null),
-    );
-    const decisions = planRetention(
-      rows.map((r) => ({
-        id: r.id,
-        kind: r.kind,
-        status: r.status,
-        created_at: r.created_at,
-        base_backup_id: r.base_backup_id,
-        filename: r.filename,
-        size: r.size,
-        permanent: r.permanent === 1,
-        stored: r.stored_path !== null,
-        deleted: r.deleted_at !== null,
-      })),
-      policy,
-      nowMs,
-    );
-    plans.push({ ...id, game_id: gameId, policy, decisions });
-  }
-  return plans;
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();

@@ -122,7 +122,10 @@ export interface BackupTable {
   rsync_model: string | null;
   /** 1 until the alert engine has looked at this backup. */
   alert_pending: ColumnType<number, number | undefined, number>;
-  /** Retention decided to delete the stored copy; `deleted_at` is set when the node confirms. */
+  /**
+   * Retention decided to delete the stored copy (pending while set). When the node confirms,
+   * `deleted_at` is set and this is cleared, so the pending ones are all a node's index range holds.
+   */
   delete_requested_at: ColumnType<Millis | null, Millis | null | undefined, Millis | null>;
   delete_reason: ColumnType<string | null, string | null | undefined, string | null>;
   /** When the stored copy was last found whole (a transfer's verification counts). */

@@ -105,6 +105,7 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
     heartbeatSeconds: '5',
     retryBaseSeconds: '30',
     alertSweepSeconds: '5',
+    retentionSeconds: DEFAULT_SERVER_FLAGS.retentionSeconds,
     backlogSeconds: DEFAULT_SERVER_FLAGS.backlogSeconds,
   });
   let server: RunningServer;

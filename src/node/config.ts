@@ -46,6 +46,9 @@ import { parseSize } from '../shared/units.js';
  *   0 = unlimited. One rule for both keys, so a bare number never means
  *   KB/s in one place and bytes/s in the next.
  * - `interval`, `heartbeat`: seconds, or `90s`, `15m`, `2h`, `1d`.
+ * - `scrub_bytes_per_second`: a rate like `max_bandwidth` (KB/s when bare,
+ *   `32M` = 32 MiB/s), except that 0 turns the scrub off; `scrub_period`: a
+ *   duration like `heartbeat` (`7d`).
  *
  * Weight (`work_thread`), bandwidth and pause are also set centrally and reach
  * the node in its heartbeat reply; the central value wins over these.
@@ -85,6 +88,10 @@ export interface NodeConfig {
   heartbeatSeconds: number;
   /** A pull that receives no byte for this long is cut (the part is kept for a resume). */
   stallTimeoutSeconds: number;
+  /** How fast the scrub re-hashes stored files (its own limit, apart from transfers); 0 = no scrub. */
+  scrubBytesPerSecond: number;
+  /** The scrub's full pass: a stored file is re-hashed when its last check is older than this. */
+  scrubPeriodSeconds: number;
 }
 
 export interface NodeConfigResult {
@@ -114,6 +121,9 @@ export const DEFAULT_RESERVE_BYTES = 10 * 1024 ** 3;
 export const DEFAULT_WEIGHT = 4;
 export const DEFAULT_PAUSE_BETWEEN_PULLS_SECONDS = 0;
 export const DEFAULT_HEARTBEAT_SECONDS = 5;
+/** 32 MiB/s: a 1 TiB node is re-read in about 9 hours, a small share of a disk's throughput. */
+export const DEFAULT_SCRUB_BYTES_PER_SECOND = 32 * 1024 ** 2;
+export const DEFAULT_SCRUB_PERIOD_SECONDS = 7 * 86_400;
 
 /** `listen` values that turn the restore file server off. */
 const LISTEN_OFF = ['off', 'none'];
@@ -143,6 +153,8 @@ const NODE_KEYS = [
   'myip',
   'heartbeat',
   'stall_timeout',
+  'scrub_bytes_per_second',
+  'scrub_period',
 ] as const;
 
 const REDIS_JOBS = 'the old storage node read its jobs from Redis; UBackup nodes lease them from server_url';
@@ -182,6 +194,14 @@ const bandwidth: Validator<number> = (raw) => {
   const bytes = parseSize(raw.replace(/\/s$/i, ''), 'K');
   return bytes === null
     ? reject(`"${raw}" is not a rate (KB/s when bare, e.g. 62000; or e.g. 100M for 100 MiB/s; 0 = unlimited)`)
+    : accept(bytes);
+};
+
+/** The scrub's rate: the units of `max_bandwidth`, but 0 means no scrub, not an unlimited one. */
+const scrubRateValue: Validator<number> = (raw) => {
+  const bytes = parseSize(raw.replace(/\/s$/i, ''), 'K');
+  return bytes === null
+    ? reject(`"${raw}" is not a rate (KB/s when bare; or e.g. 32M for 32 MiB/s; 0 = no scrub)`)
     : accept(bytes);
 };
 
@@ -266,6 +286,13 @@ function readGlobal(reader: SectionReader, host: string): NodeConfig | null {
   const myIp = optionalKey(reader, 'myip', ipAddress, null);
   const heartbeatSeconds = optionalKey(reader, 'heartbeat', seconds(1), DEFAULT_HEARTBEAT_SECONDS);
   const stallTimeoutSeconds = optionalKey(reader, 'stall_timeout', seconds(1), DEFAULT_STALL_TIMEOUT_SECONDS);
+  const scrubRate = optionalKey(
+    reader,
+    'scrub_bytes_per_second',
+    scrubRateValue,
+    DEFAULT_SCRUB_BYTES_PER_SECOND,
+  );
+  const scrubPeriod = optionalKey(reader, 'scrub_period', seconds(1), DEFAULT_SCRUB_PERIOD_SECONDS);
   const name = readName(reader, myIp, host);
   warnUnusedKeys(reader, NODE_KEYS, OBSOLETE_NODE_KEYS);
 
@@ -286,7 +313,9 @@ function readGlobal(reader: SectionReader, host: string): NodeConfig | null {
     publicUrl === undefined ||
     myIp === undefined ||
     heartbeatSeconds === undefined ||
-    stallTimeoutSeconds === undefined
+    stallTimeoutSeconds === undefined ||
+    scrubRate === undefined ||
+    scrubPeriod === undefined
   ) {
     return null;
   }
@@ -308,6 +337,8 @@ function readGlobal(reader: SectionReader, host: string): NodeConfig | null {
     myIp,
     heartbeatSeconds,
     stallTimeoutSeconds,
+    scrubBytesPerSecond: scrubRate,
+    scrubPeriodSeconds: scrubPeriod,
   };
 }
 

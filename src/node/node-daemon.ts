@@ -9,11 +9,15 @@ import {
   type JobFailureCode,
   type LeasedJob,
   LeaseResponseSchema,
+  NodeDeletionsResponseSchema,
   NodeEnrollResponseSchema,
+  ScrubLeaseResponseSchema,
+  ScrubResultsResponseSchema,
 } from '../shared/node-protocol.js';
 import { importPublicKey } from '../shared/ticket.js';
 import { UBACKUP_VERSION } from '../shared/version.js';
 import { loadNodeConfig, type NodeConfig } from './config.js';
+import { createStoredDeleter } from './delete-stored.js';
 import { freeSpace } from './disk-space.js';
 import { pullHttp } from './http-pull.js';
 import { callServer } from './node-client.js';
@@ -22,6 +26,7 @@ import { removePart } from './part-file.js';
 import { restoreAddress } from './restore-address.js';
 import { type RestoreServer, startRestoreServer } from './restore-server.js';
 import { pullRsync, rsyncTransferRate } from './rsync-pull.js';
+import { startScrubLoop } from './scrub-loop.js';
 import { incomingDir, sidecarPath } from './storage-layout.js';
 import { TokenBucket } from './token-bucket.js';
 
@@ -172,6 +177,23 @@ export async function startNodeDaemon(options: NodeDaemonOptions): Promise<NodeD
   let restoreUrl: string | null = null;
   let bytesSinceBeat = 0;
   let lastBeat = Date.now();
+  // Retention's deletes arrive in heartbeat replies and are confirmed once done.
+  const deleter = createStoredDeleter({
+    root: config.rootPath,
+    log,
+    confirm: async (ids) => {
+      const answer = await callServer(
+        config.serverUrl,
+        bearer,
+        'api/v1/nodes/deletions',
+        { deleted: ids },
+        NodeDeletionsResponseSchema,
+      );
+      return answer.ok
+        ? { ok: true, confirmed: answer.data.confirmed }
+        : { ok: false, error: `${answer.code}: ${answer.message}` };
+    },
+  });
   // Sleeping loops; `wakeAll` ends every nap at once (stop, a free slot, new central settings).
   const sleepers = new Set<() => void>();
   const nap = (ms: number): Promise<void> =>
@@ -242,6 +264,7 @@ export async function startNodeDaemon(options: NodeDaemonOptions): Promise<NodeD
     central.leaseSeconds = reply.lease_seconds;
     central.heartbeatSeconds = reply.heartbeat_seconds;
     if (leaseMore) wakeAll();
+    if (!stopped) deleter.offer(reply.deletes ?? []);
   };
 
   const listen = config.listen;
@@ -465,6 +488,40 @@ export async function startNodeDaemon(options: NodeDaemonOptions): Promise<NodeD
     }
   })();
 
+  // Re-hashes stored files at its own rate (scrub-loop.ts); scrub_bytes_per_second = 0 turns it off.
+  const scrub = startScrubLoop({
+    root: config.rootPath,
+    bytesPerSecond: config.scrubBytesPerSecond,
+    periodSeconds: config.scrubPeriodSeconds,
+    log,
+    server: {
+      lease: async (limit, periodSeconds) => {
+        const answer = await callServer(
+          config.serverUrl,
+          bearer,
+          'api/v1/nodes/scrub/lease',
+          { period_seconds: periodSeconds, limit },
+          ScrubLeaseResponseSchema,
+        );
+        return answer.ok
+          ? { ok: true, value: answer.data.files }
+          : { ok: false, error: `${answer.code}: ${answer.message}` };
+      },
+      report: async (results) => {
+        const answer = await callServer(
+          config.serverUrl,
+          bearer,
+          'api/v1/nodes/scrub/results',
+          { results },
+          ScrubResultsResponseSchema,
+        );
+        return answer.ok
+          ? { ok: true, value: answer.data.recorded }
+          : { ok: false, error: `${answer.code}: ${answer.message}` };
+      },
+    },
+  });
+
   log.info(
     `node ${state.name} started: root ${config.rootPath}, weight ${central.weight}, reserve ${config.reserveBytes} bytes`,
   );
@@ -473,10 +530,12 @@ export async function startNodeDaemon(options: NodeDaemonOptions): Promise<NodeD
     stop: async () => {
       stopped = true;
       wakeAll();
+      const scrubStopped = scrub.stop();
       // Transfers in flight stop; their parts stay for a resume and their leases expire.
       for (const t of transfers.values()) t.abort.abort();
       await Promise.all([...transfers.values()].map((t) => t.done));
-      await Promise.all([leaseLoop, heartbeatLoop, restoreLoop]);
+      await Promise.all([leaseLoop, heartbeatLoop, restoreLoop, scrubStopped]);
+      await deleter.idle();
       await restoreServer?.close();
     },
   };

@@ -324,18 +324,32 @@ async function existingBusinesses(trx: Trx, reports: readonly Report[]): Promise
   return known;
 }
 
-/** Fills base_backup_id of incrementals whose base full is already stored (the newest of that name). */
+/**
+ * Fills base_backup_id of incrementals whose base full is already stored (the
+ * newest of that name). When that newest full is deleted, or retention has
+ * requested its delete, the incremental gets no base: it must not be linked
+ * to a full that is going away (nor to an older full of the same name).
+ */
 async function resolveBaseFulls(trx: Trx, rows: NewBackup[]): Promise<void> {
   const incrementals = rows.filter((r) => r.kind === 'incremental' && r.base_filename);
   if (incrementals.length === 0) return;
-  const newest = new Map<string, { id: number; created_at: number }>();
+  const newest = new Map<string, { id: number; created_at: number; gone: boolean }>();
   const serverIds = [...new Set(incrementals.map((r) => r.server_id))];
   const names = [...new Set(incrementals.map((r) => r.base_filename as string))];
   for (const ids of inBatches(serverIds, IN_LIST_BATCH)) {
     for (const fileNames of inBatches(names, IN_LIST_BATCH)) {
       const fulls = await trx
         .selectFrom('backups')
-        .select(['id', 'server_id', 'type', 'instance', 'filename', 'created_at'])
+        .select([
+          'id',
+          'server_id',
+          'type',
+          'instance',
+          'filename',
+          'created_at',
+          'deleted_at',
+          'delete_requested_at',
+        ])
         .where('server_id', 'in', ids)
         .where('filename', 'in', fileNames)
         .where('kind', '=', 'full')
@@ -344,13 +358,17 @@ async function resolveBaseFulls(trx: Trx, rows: NewBackup[]): Promise<void> {
       for (const full of fulls) {
         const key = `${identityOf(full)}\u0000${full.filename}`;
         const seen = newest.get(key);
-        if (!seen || seen.created_at < full.created_at)
-          newest.set(key, { id: full.id, created_at: full.created_at });
+        if (!seen || seen.created_at < full.created_at) {
+          const gone = full.deleted_at !== null || full.delete_requested_at !== null;
+          newest.set(key, { id: full.id, created_at: full.created_at, gone });
+        }
       }
     }
   }
-  for (const row of incrementals)
-    row.base_backup_id = newest.get(`${identityOf(row)}\u0000${row.base_filename}`)?.id ?? null;
+  for (const row of incrementals) {
+    const base = newest.get(`${identityOf(row)}\u0000${row.base_filename}`);
+    row.base_backup_id = base === undefined || base.gone ? null : base.id;
+  }
 }
 
 /** An incremental whose base full arrived in the same group is linked once both have ids. */

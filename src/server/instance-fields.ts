@@ -16,7 +16,9 @@ export const MIN_INTERVAL_SECONDS = 60;
 export const MAX_INTERVAL_SECONDS = 366 * 86_400;
 /** Grace after a missed run before it is late: up to 30 days. */
 export const MAX_GRACE_SECONDS = 30 * 86_400;
-export const MAX_RETENTION_DAYS = 36_500;
+/** Retention, at any level (instance, type, business): keep up to ten years, at least up to 1000 fulls. */
+export const MAX_RETENTION_DAYS = 3650;
+export const MAX_KEEP_FULLS = 1000;
 
 // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what we reject
 const CONTROL = /[\u0000-\u001f\u007f]/;
@@ -64,3 +66,4 @@ export const scheduleSchema = z
 export const intervalSecondsSchema = z.number().int().min(MIN_INTERVAL_SECONDS).max(MAX_INTERVAL_SECONDS);
 export const graceSecondsSchema = z.number().int().min(0).max(MAX_GRACE_SECONDS);
 export const retentionDaysSchema = z.number().int().min(1).max(MAX_RETENTION_DAYS);
+export const keepFullsSchema = z.number().int().min(0).max(MAX_KEEP_FULLS);

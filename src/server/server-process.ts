@@ -9,8 +9,9 @@ import { runDeliveryRound } from './alerts/delivery-round.js';
 import { runNotificationRound } from './alerts/notification-round.js';
 import { type App, buildApp } from './app.js';
 import { createAppContext } from './app-context.js';
-import { startPeriodicTask } from './periodic-task.js';
+import { type PeriodicTask, startPeriodicTask } from './periodic-task.js';
 import { sweepExpiredLeases } from './queue/sweep-leases.js';
+import { applyRetention } from './retention/apply-retention.js';
 import type { ServerSettings } from './server-settings.js';
 
 /** How often queued notifications are sent (each round sends what is due). */
@@ -46,7 +47,7 @@ export async function startServer(settings: ServerSettings, log: Logger): Promis
         },
       }),
     );
-    const tasks = [
+    const tasks: PeriodicTask[] = [
       startPeriodicTask({
         name: 'lease sweep',
         everySeconds: Math.max(1, settings.leaseSeconds / 4),
@@ -92,6 +93,19 @@ export async function startServer(settings: ServerSettings, log: Logger): Promis
         },
       }),
     ];
+    if (settings.retentionSeconds > 0) {
+      tasks.push(
+        startPeriodicTask({
+          name: 'retention',
+          everySeconds: settings.retentionSeconds,
+          log,
+          run: async () => {
+            const round = await applyRetention(catalog, Date.now());
+            if (round.requested > 0) log.info(round, 'retention requested deletes');
+          },
+        }),
+      );
+    }
     await app.listen({ host: settings.listen.host, port: settings.listen.port });
     const bound = app.server.address();
     const port = typeof bound === 'object' && bound ? bound.port : settings.listen.port;

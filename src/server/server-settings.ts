@@ -18,6 +18,8 @@ export interface ServerSettings {
   retryBaseSeconds: number;
   /** How often the alert engine and the notifier run. */
   alertSweepSeconds: number;
+  /** How often retention requests the deletes of expired backups; 0: never. */
+  retentionSeconds: number;
   /** A cluster whose oldest queued job waited longer than this raises queue_backlog. */
   backlogSeconds: number;
   /** The dashboard's address, for links in notifications (null: no links). */
@@ -37,6 +39,7 @@ export interface ServerFlags {
   heartbeatSeconds: string;
   retryBaseSeconds: string;
   alertSweepSeconds: string;
+  retentionSeconds: string;
   backlogSeconds: string;
   publicUrl?: string;
 }
@@ -53,6 +56,7 @@ export const DEFAULT_SERVER_FLAGS = {
   heartbeatSeconds: '5',
   retryBaseSeconds: '30',
   alertSweepSeconds: '15',
+  retentionSeconds: '3600',
   backlogSeconds: '3600',
 } as const;
 
@@ -111,6 +115,13 @@ export function resolveServerSettings(flags: ServerFlags): ServerSettings {
       flags.alertSweepSeconds,
       1,
       3600,
+    ),
+    retentionSeconds: wholeNumber(
+      '--retention-seconds',
+      'UBACKUP_RETENTION_SECONDS',
+      flags.retentionSeconds,
+      0,
+      604_800,
     ),
     backlogSeconds: wholeNumber(
       '--backlog-seconds',

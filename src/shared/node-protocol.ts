@@ -78,6 +78,26 @@ export const HeartbeatRequestSchema = z.strictObject({
    */
   address: restoreAddressSchema.nullable().optional(),
 });
+
+/** Most deletes one heartbeat reply carries; the rest come with the next ones. */
+export const MAX_DELETES_PER_HEARTBEAT = 256;
+
+/** One stored copy to delete: the backup and its path relative to the node's root, as `complete` reported it. */
+export const StoredDeleteSchema = z.object({
+  backup_id: z.number().int().positive(),
+  path: z.string().min(1).max(4096),
+});
+export type StoredDelete = z.infer<typeof StoredDeleteSchema>;
+
+/** The node confirms the copies it deleted (or found already gone); failed ones come again. */
+export const NodeDeletionsRequestSchema = z.strictObject({
+  deleted: z.array(z.number().int().positive()).max(1024),
+});
+export const NodeDeletionsResponseSchema = z.object({
+  /** How many of them the catalog now records as deleted (others were not pending on this node). */
+  confirmed: z.number().int().nonnegative(),
+});
+
 /** The central settings win over the node's config (DESIGN §5). */
 export const HeartbeatResponseSchema = z.object({
   weight: z.number().int(),
@@ -92,6 +112,12 @@ export const HeartbeatResponseSchema = z.object({
    * before restores (it then serves no restore until a server sends the key).
    */
   ticket_public_key: z.string().min(1).max(1024).optional(),
+  /**
+   * Stored copies retention decided to delete (DESIGN §11), oldest request
+   * first: the node removes file and sidecar and confirms with
+   * `POST /api/v1/nodes/deletions`. Absent from servers before retention.
+   */
+  deletes: z.array(StoredDeleteSchema).max(MAX_DELETES_PER_HEARTBEAT).optional(),
 });
 
 export const LeaseRequestSchema = z.strictObject({
@@ -149,3 +175,60 @@ export const JobFailRequestSchema = z.strictObject({
   error: z.string().min(1).max(4096),
 });
 export type JobFailureCode = (typeof JOB_FAILURE_CODES)[number];
+
+/** Most stored copies one scrub lease or one scrub report carries. */
+export const MAX_SCRUB_BATCH = 256;
+
+/**
+ * `POST /api/v1/nodes/scrub/lease` (DESIGN §11): the node asks for stored
+ * copies to re-hash, those whose last check is older than `period_seconds`.
+ */
+export const ScrubLeaseRequestSchema = z.strictObject({
+  /** The full pass period: a copy is due when its last check is older than this. */
+  period_seconds: z
+    .number()
+    .int()
+    .min(1)
+    .max(10 * 365 * 86_400),
+  limit: z.number().int().min(1).max(MAX_SCRUB_BATCH),
+});
+
+/** One stored copy to re-hash: its path relative to the node's root, as `complete` reported it. */
+export const ScrubItemSchema = z.object({
+  backup_id: z.number().int().positive(),
+  path: z.string().min(1).max(4096),
+  size: z.number().int().nonnegative(),
+  blake3: blake3Schema,
+});
+export type ScrubItem = z.infer<typeof ScrubItemSchema>;
+
+/** The node's copies that are due, least recently checked first (empty: nothing is due). */
+export const ScrubLeaseResponseSchema = z.object({
+  files: z.array(ScrubItemSchema).max(MAX_SCRUB_BATCH),
+});
+
+/**
+ * What a re-hash found: `ok` (size and BLAKE3 as the catalog has them),
+ * `mismatch` (BLAKE3 differs), `size_mismatch`, `missing` (no file at the
+ * path), `unreadable` (the node cannot or will not read it: permissions, an
+ * I/O error, not a regular file, a path leading out of its root).
+ */
+export const SCRUB_OUTCOMES = ['ok', 'mismatch', 'size_mismatch', 'missing', 'unreadable'] as const;
+export type ScrubOutcome = (typeof SCRUB_OUTCOMES)[number];
+
+export const ScrubResultSchema = z.strictObject({
+  backup_id: z.number().int().positive(),
+  outcome: z.enum(SCRUB_OUTCOMES),
+  /** One line for people, e.g. `BLAKE3 differs (found …, expected …)`. */
+  detail: z.string().max(1000).optional(),
+});
+export type ScrubResult = z.infer<typeof ScrubResultSchema>;
+
+/** `POST /api/v1/nodes/scrub/results`: what the node found. */
+export const ScrubResultsRequestSchema = z.strictObject({
+  results: z.array(ScrubResultSchema).max(MAX_SCRUB_BATCH),
+});
+export const ScrubResultsResponseSchema = z.object({
+  /** How many results counted (the others were not stored on this node, or are being deleted). */
+  recorded: z.number().int().nonnegative(),
+});

@@ -263,6 +263,37 @@ describe.each(BACKENDS)('POST /api/v1/nodes/reindex on %s', (backend) => {
     });
   });
 
+  it('leaves a copy the scrub found damaged unverified, with or without --verify', async () => {
+    const r = await report({ filename: 'full-1.tar.gz' });
+    const sidecar = sidecarOf(r.report, r.backupId);
+    expect((await reindex(nodeA, [entry(sidecar)], true)).json()).toMatchObject({ updated: 1 });
+    await t.catalog.db
+      .updateTable('backups')
+      .set({ verified_at: null, scrubbed_at: 1_000, scrub_error: 'BLAKE3 mismatch' })
+      .where('id', '=', r.backupId)
+      .execute();
+    for (const verified of [false, true]) {
+      const res = await reindex(nodeA, [entry(sidecar)], verified);
+      expect(res.json(), `verified=${verified}`).toEqual({
+        updated: 0,
+        inserted: 0,
+        unchanged: 1,
+        conflicts: [],
+      });
+      const row = await t.catalog.db
+        .selectFrom('backups')
+        .select(['verified_at', 'scrubbed_at', 'scrub_error', 'stored_node'])
+        .where('id', '=', r.backupId)
+        .executeTakeFirstOrThrow();
+      expect(row).toEqual({
+        verified_at: null,
+        scrubbed_at: 1_000,
+        scrub_error: 'BLAKE3 mismatch',
+        stored_node: 'node-a',
+      });
+    }
+  });
+
   it('takes 1000 entries with long names in one call', async () => {
     const long = 'x'.repeat(200);
     const entries = Array.from({ length: 1000 }, (_, i) =>

@@ -5,6 +5,7 @@ import { backupRow } from '../support/backup-row.js';
 import { BACKENDS, type FreshCatalog, freshCatalog } from '../support/catalog-backends.js';
 import { runCli } from '../support/cli-process.js';
 import { stopSharedPostgres } from '../support/postgres.js';
+import { seedRetentionHistory } from '../support/retention-history.js';
 
 afterAll(stopSharedPostgres);
 
@@ -49,24 +50,7 @@ describe.each(BACKENDS)('ubackup admin retention plan on %s', (backend) => {
     fresh = await freshCatalog(backend);
     db = dbFlag(fresh.location);
     const now = Date.now();
-    // 111111/mysql/3306: an old chain, two newer fulls, a recent incremental on an old base.
-    const oldFull = await insert('oldFull', backupRow(now - 40 * DAY, { filename: 'full-old.xb' }));
-    await insert(
-      'oldInc',
-      backupRow(now - 39 * DAY, { kind: 'incremental', base_backup_id: oldFull, filename: 'inc-old.xb' }),
-    );
-    await insert('full30', backupRow(now - 30 * DAY, { filename: 'full-30.xb' }));
-    const base = await insert('full20', backupRow(now - 20 * DAY, { filename: 'full-20.xb' }));
-    await insert(
-      'inc19',
-      backupRow(now - 19 * DAY, { kind: 'incremental', base_backup_id: base, filename: 'inc-19.xb' }),
-    );
-    await insert(
-      'inc2',
-      backupRow(now - 2 * DAY, { kind: 'incremental', base_backup_id: base, filename: 'inc-2.xb' }),
-    );
-    await insert('permanent', backupRow(now - 50 * DAY, { filename: 'keep-me.xb', permanent: 1 }));
-    await insert('deleted', backupRow(now - 60 * DAY, { filename: 'gone.xb', deleted_at: now - DAY }));
+    await seedRetentionHistory(insert, now);
     // 111111/redis/6379: singles, with the type's own policy (3 days, 2 fulls).
     await fresh.catalog.db
       .insertInto('backup_types')

@@ -134,6 +134,8 @@ describe('the legacy server-uuzuback.conf', () => {
       myIp: '127.0.0.1',
       heartbeatSeconds: 5,
       stallTimeoutSeconds: 60,
+      scrubBytesPerSecond: 32 * 1024 * KiB,
+      scrubPeriodSeconds: 7 * 86_400,
     } satisfies NodeConfig);
     expect(result.warnings.map((w) => w.key).sort()).toEqual([...OBSOLETE].sort());
   });
@@ -159,6 +161,8 @@ describe('a valid config', () => {
       myIp: null,
       heartbeatSeconds: 5,
       stallTimeoutSeconds: 60,
+      scrubBytesPerSecond: 32 * 1024 * KiB,
+      scrubPeriodSeconds: 7 * 86_400,
     } satisfies NodeConfig);
     expect(DEFAULT_RESERVE_BYTES).toBe(10 * GiB);
     expect(parse(MINIMAL).warnings).toEqual([]);
@@ -179,6 +183,8 @@ describe('a valid config', () => {
         'listen = [::]:9000',
         'myip = 10.0.3.7',
         'heartbeat = 10s',
+        'scrub_bytes_per_second = 8M',
+        'scrub_period = 3d',
       ),
     ).toMatchObject({
       enrollToken: 'ubk_enroll_abc',
@@ -193,7 +199,18 @@ describe('a valid config', () => {
       listen: { host: '::', port: 9000 },
       myIp: '10.0.3.7',
       heartbeatSeconds: 10,
+      scrubBytesPerSecond: 8 * 1024 * KiB,
+      scrubPeriodSeconds: 3 * 86_400,
     });
+  });
+
+  it('reads the scrub rate like max_bandwidth (0 = no scrub) and its period as a duration', () => {
+    expect(config('scrub_bytes_per_second = 64MB/s').scrubBytesPerSecond).toBe(64 * 1024 * KiB);
+    expect(config('scrub_bytes_per_second = 2048').scrubBytesPerSecond).toBe(2048 * KiB);
+    expect(config('scrub_bytes_per_second = 0').scrubBytesPerSecond).toBe(0);
+    expect(config('scrub_period = 1').scrubPeriodSeconds).toBe(1);
+    expect(config('scrub_period = 12h').scrubPeriodSeconds).toBe(12 * 3600);
+    expect(parse(`${MINIMAL}scrub_period = 1d\n`).warnings).toEqual([]);
   });
 
   it('reads reserve in GB when bare, and with a unit', () => {
@@ -288,6 +305,11 @@ describe('errors name file, section, key and line', () => {
     expect(errorOf('max_bandwidth = -1', 'max_bandwidth').message).toContain('is not a rate');
     expect(errorOf('interval = soon', 'interval').message).toContain('is not a duration');
     expect(errorOf('heartbeat = 0', 'heartbeat').message).toContain('at least 1');
+    expect(errorOf('scrub_bytes_per_second = fast', 'scrub_bytes_per_second').message).toContain(
+      '0 = no scrub',
+    );
+    expect(errorOf('scrub_period = 0', 'scrub_period').message).toContain('at least 1');
+    expect(errorOf('scrub_period = weekly', 'scrub_period').message).toContain('is not a duration');
     expect(errorOf('listen = 8874', 'listen').message).toContain('host:port');
     expect(errorOf('state_dir = state', 'state_dir').message).toContain('absolute');
     expect(errorOf('server_url = ubackup.example', 'server_url').message).toContain('not a URL');

@@ -89,6 +89,50 @@ describe('restore plan: frozen examples', () => {
     expect(plan.message).toContain('was deleted');
   });
 
+  it("an unverified backup's message gives the scrub's finding when there is one", () => {
+    const finding =
+      'scrub on node node-a at 2026-11-20T05:00:00.000Z: BLAKE3 differs (found b…, expected a…)';
+    const damaged = { ...inc1, verified_at: null, scrub_error: finding };
+    // The newest chain runs through the damaged incremental: it falls back to the full and says why.
+    const plan = planRestore([full, damaged, inc2], T0 + 3 * HOUR);
+    expect(ids(plan)).toEqual([1]);
+    if (!plan.ok) throw new Error('expected a plan');
+    expect(plan.skipped.map((s) => s.backup_id)).toEqual([3, 2]);
+    expect(plan.skipped[0]?.reason).toBe(
+      `incremental #2 (b2.xb, 2026-11-20T01:00:00.000Z), between the base full #1 and incremental #3 (b3.xb, 2026-11-20T02:00:00.000Z), is not verified: ${finding}`,
+    );
+    expect(plan.skipped[1]?.reason).toBe(
+      `incremental #2 (b2.xb, 2026-11-20T01:00:00.000Z) is not verified: ${finding}`,
+    );
+    expect(plan.skipped[1]?.missing).toEqual([
+      expect.objectContaining({ backup_id: 2, role: 'target', problem: 'unverified' }),
+    ]);
+  });
+
+  it("a broken chain names the scrub's finding for each damaged piece; without one, the generic text", () => {
+    const lost = 'scrub on node node-a at 2026-11-21T00:00:00.000Z: "31/mysql/5001/4000/b1.xb" is missing';
+    const gone = { ...full, verified_at: null, scrub_error: lost };
+    const plan = planRestore([gone, inc1, inc2], T0 + 3 * HOUR);
+    expect(plan.ok).toBe(false);
+    if (plan.ok) return;
+    expect(plan.code).toBe('chain_broken');
+    expect(plan.missing).toEqual([
+      expect.objectContaining({
+        backup_id: 1,
+        problem: 'unverified',
+        message: expect.stringContaining(lost),
+      }),
+    ]);
+    expect(plan.message).toContain(`is not verified: ${lost}`);
+    // Unverified for another reason (a check still pending): no finding to give.
+    const pending = planRestore([{ ...full, verified_at: null }], T0 + HOUR);
+    expect(!pending.ok && pending.message).toContain(
+      'is not verified (a checksum check failed or is pending)',
+    );
+    // A verified backup's old finding (cleared in the catalog) does not matter: it is good.
+    expect(ids(planRestore([{ ...full, scrub_error: null }, inc1], T0 + HOUR))).toEqual([1, 2]);
+  });
+
   it('an incremental whose base full never reached the catalog names the file', () => {
     const orphan = backup(9, 'incremental', T0 + HOUR, { base_filename: 'full-0400.xb' });
     const plan = planRestore([orphan], T0 + 2 * HOUR);

@@ -29,7 +29,20 @@ const PLAN_COLUMNS = [
   'stored_path',
   'verified_at',
   'deleted_at',
+  'delete_requested_at',
+  'scrub_error',
 ] as const;
+
+type PlanRow = PlanBackup & { delete_requested_at: number | null };
+
+/**
+ * A copy whose delete retention has requested is as good as gone (the node
+ * may be removing it right now): the plan treats it as deleted.
+ */
+function asPlanned(row: PlanRow): PlanBackup {
+  const { delete_requested_at, ...backup } = row;
+  return { ...backup, deleted_at: backup.deleted_at ?? delete_requested_at };
+}
 
 /**
  * Reads what the restore plan for `at` needs and no more, then plans.
@@ -59,8 +72,8 @@ export async function loadRestorePlan(
       .where('type', '=', identity.type)
       .where('instance', '=', identity.instance);
   const rows = new Map<number, PlanBackup>();
-  const keep = (read: readonly PlanBackup[]) => {
-    for (const row of read) rows.set(row.id, row);
+  const keep = (read: readonly PlanRow[]) => {
+    for (const row of read) rows.set(row.id, asPlanned(row));
   };
   /** Every row of the instance with coveredFrom ≤ created_at ≤ at is in `rows`. */
   let coveredFrom = Number.POSITIVE_INFINITY;
@@ -126,7 +139,7 @@ async function widenToBases(
         .where('type', '=', identity.type)
         .where('instance', '=', identity.instance)
         .execute();
-      for (const base of bases) rows.set(base.id, base);
+      for (const base of bases) rows.set(base.id, asPlanned(base));
     }
     if (wanted.length > 0) continue; // the new bases may move the oldest one back
     // Here oldestBase < coveredFrom, so both are finite.
@@ -135,7 +148,7 @@ async function widenToBases(
       .where('created_at', '<', coveredFrom)
       .where('created_at', '<=', at)
       .execute();
-    for (const row of between) rows.set(row.id, row);
+    for (const row of between) rows.set(row.id, asPlanned(row));
     coveredFrom = oldestBase;
   }
 }

@@ -8,7 +8,8 @@
  * - A backup is **good** when it succeeded (`status = ok`), names a file
  *   (filename, size, blake3), is stored (`stored_node` and `stored_path` set), is not deleted
  *   (`deleted_at` null) and is verified (`verified_at` set: a scrub that finds
- *   a mismatch clears it).
+ *   a mismatch clears it). An unverified backup's message gives the scrub's
+ *   finding (`scrub_error`) when there is one.
  * - The **candidates** are the successful backups of a known kind with
  *   `created_at ≤ at`, newest first (`created_at` desc, then `id` desc).
  * - A `full` or `single` candidate is a chain of one.
@@ -45,6 +46,8 @@ export interface PlanBackup {
   stored_path: string | null;
   verified_at: number | null;
   deleted_at: number | null;
+  /** What the last scrub found wrong with the stored copy (for messages). */
+  scrub_error?: string | null;
 }
 
 /** A backup of the chain: every field a download needs is present. */
@@ -122,6 +125,12 @@ const PROBLEM_TEXT: Record<Unusable, string> = {
   unverified: 'is not verified (a checksum check failed or is pending)',
 };
 
+/** Why `backup` is unusable, for people: the scrub's finding when it made the backup unverified. */
+function problemText(backup: PlanBackup, problem: Unusable): string {
+  if (problem === 'unverified' && backup.scrub_error) return `is not verified: ${backup.scrub_error}`;
+  return PROBLEM_TEXT[problem];
+}
+
 function describe(backup: PlanBackup): string {
   return `${backup.kind ?? 'backup'} #${backup.id} (${backup.filename ?? 'no file'}, ${new Date(backup.created_at).toISOString()})`;
 }
@@ -187,7 +196,7 @@ function checkChain(
           backup_id: target.id,
           role: 'target',
           problem: own,
-          message: `${describe(target)} ${PROBLEM_TEXT[own]}`,
+          message: `${describe(target)} ${problemText(target, own)}`,
         },
       ],
     };
@@ -220,7 +229,7 @@ function checkChain(
         backup_id: base.id,
         role: 'base',
         problem,
-        message: `the base ${describe(base)} of ${describe(target)} ${PROBLEM_TEXT[problem]}`,
+        message: `the base ${describe(base)} of ${describe(target)} ${problemText(base, problem)}`,
       });
     }
   }
@@ -236,7 +245,7 @@ function checkChain(
         backup_id: m.id,
         role: 'incremental',
         problem,
-        message: `${describe(m)}, between the base full #${base.id} and ${describe(target)}, ${PROBLEM_TEXT[problem]}`,
+        message: `${describe(m)}, between the base full #${base.id} and ${describe(target)}, ${problemText(m, problem)}`,
       });
     }
   }

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import type { BusinessTable } from '../../catalog/schema.js';
 import { gameIdSchema } from '../../shared/report.js';
 import type { AppContext } from '../app-context.js';
+import { keepFullsSchema, retentionDaysSchema } from '../instance-fields.js';
 import { isoTime } from './iso-time.js';
 import { type KeyedResource, keyedResourceActions } from './keyed-resource.js';
 import { PagingQuerySchema, pageSchema } from './paging.js';
@@ -23,17 +24,40 @@ export const BusinessSchema = z.object({
   id: z.number().int(),
   game_id: z.string(),
   name: z.string(),
+  /** Retention for the business's instances that neither they nor their type set (null: not set). */
+  retention_days: z.number().int().nullable(),
+  keep_fulls: z.number().int().nullable(),
   created_at: z.string(),
 });
 export type Business = z.infer<typeof BusinessSchema>;
 
-export const BusinessCreateSchema = z.strictObject({ game_id: gameIdSchema, name: businessNameSchema });
+export const BusinessCreateSchema = z.strictObject({
+  game_id: gameIdSchema,
+  name: businessNameSchema,
+  retention_days: retentionDaysSchema.nullable().optional(),
+  keep_fulls: keepFullsSchema.nullable().optional(),
+});
 export const BusinessPatchSchema = z
-  .strictObject({ game_id: gameIdSchema.optional(), name: businessNameSchema.optional() })
-  .refine((p) => p.game_id !== undefined || p.name !== undefined, 'give game_id or name to change');
+  .strictObject({
+    game_id: gameIdSchema.optional(),
+    name: businessNameSchema.optional(),
+    retention_days: retentionDaysSchema.nullable().optional(),
+    keep_fulls: keepFullsSchema.nullable().optional(),
+  })
+  .refine(
+    (p) => Object.values(p).some((v) => v !== undefined),
+    'give game_id, name, retention_days or keep_fulls to change',
+  );
 
 function toBusiness(row: Selectable<BusinessTable>): Business {
-  return { id: row.id, game_id: row.game_id, name: row.name, created_at: isoTime(row.created_at) };
+  return {
+    id: row.id,
+    game_id: row.game_id,
+    name: row.name,
+    retention_days: row.retention_days,
+    keep_fulls: row.keep_fulls,
+    created_at: isoTime(row.created_at),
+  };
 }
 
 /** Businesses (games), named by game_id: a string, so leading zeros are kept. */
@@ -74,7 +98,13 @@ export const businessResource: KeyedResource<
     async insert(db, values, nowMs) {
       const row = await db
         .insertInto('businesses')
-        .values({ game_id: values.game_id, name: values.name, created_at: nowMs })
+        .values({
+          game_id: values.game_id,
+          name: values.name,
+          retention_days: values.retention_days ?? null,
+          keep_fulls: values.keep_fulls ?? null,
+          created_at: nowMs,
+        })
         .returningAll()
         .executeTakeFirstOrThrow();
       return toBusiness(row);
@@ -82,7 +112,12 @@ export const businessResource: KeyedResource<
     async update(db, key, patch) {
       const row = await db
         .updateTable('businesses')
-        .set({ game_id: patch.game_id, name: patch.name })
+        .set({
+          game_id: patch.game_id,
+          name: patch.name,
+          retention_days: patch.retention_days,
+          keep_fulls: patch.keep_fulls,
+        })
         .where('game_id', '=', key)
         .returningAll()
         .executeTakeFirstOrThrow();

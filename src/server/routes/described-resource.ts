@@ -10,7 +10,8 @@ import { PagingQuerySchema, pageSchema } from './paging.js';
 
 /**
  * The routes of a registry resource that is a unique name plus a free-text
- * description: backup types and clusters. `GET/POST <path>`, `GET/PATCH/DELETE <path>/:name`.
+ * description: clusters (backup types, which also carry retention settings, have their own
+ * routes in backup-types.ts). `GET/POST <path>`, `GET/PATCH/DELETE <path>/:name`.
  */
 
 export const MAX_DESCRIPTION_CHARS = 1024;

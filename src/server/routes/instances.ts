@@ -18,6 +18,7 @@ import {
   graceSecondsSchema,
   instanceDisplayNameSchema,
   intervalSecondsSchema,
+  keepFullsSchema,
   retentionDaysSchema,
   scheduleProblem,
   scheduleSchema,
@@ -44,6 +45,7 @@ export const InstanceSchema = z.object({
   timezone: z.string(),
   grace_seconds: z.number().int(),
   retention_days: z.number().int().nullable(),
+  keep_fulls: z.number().int().nullable(),
   paused: z.boolean(),
   last_success_at: z.string().nullable(),
   last_report_at: z.string().nullable(),
@@ -67,6 +69,7 @@ export const InstanceCreateSchema = z
     timezone: timezoneSchema.default(DEFAULT_TIMEZONE),
     grace_seconds: graceSecondsSchema.default(DEFAULT_GRACE_SECONDS),
     retention_days: retentionDaysSchema.nullable().default(null),
+    keep_fulls: keepFullsSchema.nullable().default(null),
     paused: z.boolean().default(false),
   })
   .superRefine((body, ctx) => {
@@ -89,6 +92,7 @@ export const InstancePatchSchema = z
     timezone: timezoneSchema.optional(),
     grace_seconds: graceSecondsSchema.optional(),
     retention_days: retentionDaysSchema.nullable().optional(),
+    keep_fulls: keepFullsSchema.nullable().optional(),
     paused: z.boolean().optional(),
   })
   .refine((patch) => Object.values(patch).some((v) => v !== undefined), 'give at least one field to change');
@@ -134,6 +138,7 @@ export function toInstance(row: InstanceWithCluster): Instance {
     timezone: row.timezone,
     grace_seconds: row.grace_seconds,
     retention_days: row.retention_days,
+    keep_fulls: row.keep_fulls,
     paused: row.paused !== 0,
     last_success_at: isoTimeOrNull(row.last_success_at),
     last_report_at: isoTimeOrNull(row.last_report_at),
@@ -320,6 +325,7 @@ export function instanceRoutes(ctx: AppContext): FastifyPluginAsyncZod {
                 timezone: body.timezone,
                 grace_seconds: body.grace_seconds,
                 retention_days: body.retention_days,
+                keep_fulls: body.keep_fulls,
                 paused: body.paused ? 1 : 0,
                 created_at: nowMs,
                 updated_at: nowMs,
@@ -444,6 +450,7 @@ export function instanceRoutes(ctx: AppContext): FastifyPluginAsyncZod {
               timezone: patch.timezone,
               grace_seconds: patch.grace_seconds,
               retention_days: patch.retention_days,
+              keep_fulls: patch.keep_fulls,
               paused: patch.paused === undefined ? undefined : patch.paused ? 1 : 0,
               updated_at: nowMs,
             };

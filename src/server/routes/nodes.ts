@@ -12,6 +12,7 @@ import type { AppContext } from '../app-context.js';
 import { recordAudit } from '../audit.js';
 import { actorName } from '../auth/principal.js';
 import { generateSecret, hashSecret } from '../auth/secret.js';
+import { pendingDeletes } from '../retention/node-deletes.js';
 
 export const NodeViewSchema = z.object({
   id: z.number(),
@@ -43,9 +44,9 @@ export function nodeState(
 }
 
 /**
- * Storage nodes: enrollment, heartbeat (central settings and the ticket key in
- * the reply; the node's restore address in the request), listing and central
- * settings.
+ * Storage nodes: enrollment, heartbeat (central settings, the ticket key and
+ * retention's pending deletes in the reply; the node's restore address in the
+ * request), listing and central settings.
  */
 export function nodeRoutes(ctx: AppContext): FastifyPluginAsyncZod {
   return async (app) => {
@@ -169,6 +170,8 @@ export function nodeRoutes(ctx: AppContext): FastifyPluginAsyncZod {
           heartbeat_seconds: ctx.queue.heartbeatSeconds,
           // Nodes check restore tickets with it.
           ticket_public_key: ctx.ticketKeys.publicKeyBase64,
+          // Retention's deletes of copies this node stores; confirmed with POST /api/v1/nodes/deletions.
+          deletes: await pendingDeletes(ctx.catalog.db, principal.name),
         };
       },
     );

@@ -149,6 +149,7 @@ interface CatalogBackup {
   stored_path: string | null;
   stored_at: number | null;
   verified_at: number | null;
+  scrub_error: string | null;
 }
 
 interface CatalogJob {
@@ -181,6 +182,7 @@ const BACKUP_COLUMNS = [
   'stored_path',
   'stored_at',
   'verified_at',
+  'scrub_error',
 ] as const;
 
 async function backupsByReportId(
@@ -375,12 +377,14 @@ async function applyEntries(trx: Trx, input: ReindexInput): Promise<ReindexRespo
       return;
     }
     const storedAt = row.stored_at ?? Date.parse(sidecar.stored_at);
-    const verifiedAt = verified ? nowMs : (row.verified_at ?? Date.parse(sidecar.stored_at));
+    // A copy the scrub found damaged stays unverified: only the scrub's next check of it clears that.
+    const damaged = row.scrub_error !== null;
+    const verifiedAt = damaged ? null : verified ? nowMs : (row.verified_at ?? Date.parse(sidecar.stored_at));
     const located =
       row.stored_node === node.name &&
       row.stored_path === path &&
       row.stored_at !== null &&
-      row.verified_at !== null;
+      (row.verified_at !== null || damaged);
     if (!located || verifiedAt !== row.verified_at) {
       const result = await trx
         .updateTable('backups')
@@ -389,7 +393,7 @@ async function applyEntries(trx: Trx, input: ReindexInput): Promise<ReindexRespo
           stored_path: path,
           stored_at: storedAt,
           verified_at: verifiedAt,
-          scrubbed_at: verifiedAt,
+          ...(damaged ? {} : { scrubbed_at: verifiedAt }),
         })
         .where('id', '=', row.id)
         .where((eb) => eb.or([eb('stored_node', 'is', null), eb('stored_node', '=', node.name)]))
@@ -469,6 +473,7 @@ async function applyEntries(trx: Trx, input: ReindexInput): Promise<ReindexRespo
         stored_path: entry.path,
         stored_at: row.stored_at ?? null,
         verified_at: row.verified_at ?? null,
+        scrub_error: null,
       };
       inserted.push(backup);
       backups.set(sidecar.report_id, backup);
