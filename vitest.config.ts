@@ -1,7 +1,8 @@
 import { defineConfig } from 'vitest/config';
 
-// Two projects: fast pure/in-process tests, and end-to-end tests that start real
-// processes and databases. The machine has two cores, so e2e files run one at a time.
+// Three projects: fast pure/in-process tests, end-to-end tests that start real
+// processes and databases, and browser tests. The machine has two cores, so e2e and
+// browser files run one at a time.
 export default defineConfig({
   test: {
     projects: [
@@ -17,6 +18,17 @@ export default defineConfig({
         test: {
           name: 'e2e',
           include: ['test/e2e/**/*.test.ts'],
+          testTimeout: 120_000,
+          hookTimeout: 120_000,
+          fileParallelism: false,
+          maxWorkers: 1,
+        },
+      },
+      {
+        // Debian's Chromium driven by playwright-core against real servers: one file at a time.
+        test: {
+          name: 'browser',
+          include: ['test/browser/**/*.test.ts'],
           testTimeout: 120_000,
           hookTimeout: 120_000,
           fileParallelism: false,

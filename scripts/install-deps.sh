@@ -9,7 +9,8 @@ have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok
 # python3, make and g++ build better-sqlite3 from source when no prebuilt binary can be fetched;
 # openssl makes the TLS test certificate, mount the tmpfs of the reserve test.
 # mariadb-server, mariadb-backup and redis-server run the examples/ backup scripts in their e2e test.
-for pkg in ${UBACKUP_APT_PACKAGES:-postgresql rsync b3sum ca-certificates python3 make g++ openssl mount mariadb-server mariadb-backup redis-server}; do
+# chromium runs the dashboard's and the extension's browser tests; fonts-wqy-microhei renders Chinese.
+for pkg in ${UBACKUP_APT_PACKAGES:-postgresql rsync b3sum ca-certificates python3 make g++ openssl mount mariadb-server mariadb-backup redis-server chromium fonts-wqy-microhei}; do
   have_pkg "$pkg" || need+=("$pkg")
 done
 if [ "${#need[@]}" -gt 0 ]; then
