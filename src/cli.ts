@@ -134,6 +134,12 @@ program
       .env('UBACKUP_DB_POOL_SIZE')
       .default(DEFAULT_SERVER_FLAGS.dbPoolSize),
   )
+  .addOption(
+    new Option(
+      '--web-dir <dir>',
+      'the built dashboard to serve at / (default: dist/web next to the server)',
+    ).env('UBACKUP_WEB_DIR'),
+  )
   .action(async (flags: ServerFlags) => {
     await runServerUntilSignal(resolveServerSettings(flags));
   });
@@ -218,8 +224,9 @@ program
     });
     out('');
     out('UBackup demo is running: the server on SQLite, a sample agent and a storage node, on this machine.');
-    out(`  Server:     ${demo.url}   (API description: ${demo.url}/api/v1/openapi.json)`);
+    out(`  Dashboard:  ${demo.url}/   (log in with the login below)`);
     out(`  Login:      ${demo.login.user} / ${demo.login.password}`);
+    out(`  Server:     ${demo.url}   (API description: ${demo.url}/api/v1/openapi.json)`);
     out(`  API token:  ${demo.adminToken}   (admin)`);
     out(
       `  Backups:    curl -s -H 'Authorization: Bearer ${demo.adminToken}' '${demo.url}/api/v1/backups?limit=10'`,

@@ -4,12 +4,25 @@ import { isTokenRole, isUserRole, roleAllows } from '../server/auth/roles.js';
 import { generateSecret, hashSecret } from '../server/auth/secret.js';
 import { AdminInputError } from './create-user.js';
 
+export interface TokenInput {
+  name: string;
+  role: string;
+  expiresAtMs: number | null;
+  userName: string | null;
+}
+
 /** Creates an API or enrollment token and returns the secret (shown once; only its hash is kept). */
-export async function createToken(
+export async function createToken(catalog: Catalog, input: TokenInput, nowMs: number): Promise<string> {
+  return (await issueToken(catalog, input, nowMs, 'admin-cli')).secret;
+}
+
+/** Creates a token (CLI and API alike): its id and its secret; `actor` is who is recorded in the audit log. */
+export async function issueToken(
   catalog: Catalog,
-  input: { name: string; role: string; expiresAtMs: number | null; userName: string | null },
+  input: TokenInput,
   nowMs: number,
-): Promise<string> {
+  actor: string,
+): Promise<{ id: number; secret: string }> {
   if (input.name.length < 1 || input.name.length > 128) throw new AdminInputError('--name: 1-128 characters');
   if (!isTokenRole(input.role)) {
     throw new AdminInputError(`--role must be enroll, admin, operator or viewer, not "${input.role}"`);
@@ -31,8 +44,8 @@ export async function createToken(
     userId = user.id;
   }
   const secret = generateSecret('token');
-  await catalog.db.transaction().execute(async (trx) => {
-    await trx
+  return catalog.db.transaction().execute(async (trx) => {
+    const row = await trx
       .insertInto('tokens')
       .values({
         name: input.name,
@@ -42,14 +55,15 @@ export async function createToken(
         created_at: nowMs,
         expires_at: input.expiresAtMs,
       })
-      .execute();
+      .returning('id')
+      .executeTakeFirstOrThrow();
     await recordAudit(trx, {
       at: nowMs,
-      actor: 'admin-cli',
+      actor,
       action: 'token.create',
       subject: `token:${input.name}`,
-      detail: { role: input.role },
+      detail: { id: row.id, role: input.role, ...(input.userName === null ? {} : { user: input.userName }) },
     });
+    return { id: row.id, secret };
   });
-  return secret;
 }

@@ -160,6 +160,22 @@ export interface UserTable {
   password_hash: string;
   disabled: ColumnType<number, number | undefined, number>;
   created_at: Millis;
+  /** The dashboard's language: en-US | zh-CN. */
+  locale: ColumnType<string, string | undefined, string>;
+  /** IANA zone the dashboard shows times in. */
+  time_zone: ColumnType<string, string | undefined, string>;
+}
+
+export interface SessionTable {
+  id: Id;
+  user_id: number;
+  /** SHA-256 (hex) of the cookie's secret. */
+  secret_hash: string;
+  csrf_token: string;
+  created_at: Millis;
+  last_seen_at: Millis;
+  /** The absolute end, whatever the activity. */
+  expires_at: Millis;
 }
 
 export interface TokenTable {
@@ -289,6 +305,7 @@ export interface CatalogSchema {
   backups: BackupTable;
   transfer_jobs: TransferJobTable;
   users: UserTable;
+  sessions: SessionTable;
   tokens: TokenTable;
   audit_log: AuditLogTable;
   nodes: NodeTable;

@@ -21,6 +21,10 @@ export interface AppContext {
   principals: PrincipalCache;
   ticketKeys: TicketKeys;
   queue: QueueSettings;
+  /** The built dashboard (index.html, assets/); null: the server answers the API only. */
+  webDir: string | null;
+  /** Session cookies get `Secure` even over plain HTTP (TLS ends at a proxy in front). */
+  secureCookies: boolean;
 }
 
 /** How the transfer queue behaves; the server's flags. */
@@ -50,6 +54,8 @@ export interface AppContextOptions {
   policy: IllegalReportPolicy;
   maxAttempts: number;
   queue?: Partial<Omit<QueueSettings, 'maxAttempts'>>;
+  webDir?: string | null;
+  secureCookies?: boolean;
 }
 
 export async function createAppContext(options: AppContextOptions): Promise<AppContext> {
@@ -73,5 +79,16 @@ export async function createAppContext(options: AppContextOptions): Promise<AppC
     ...options.queue,
     maxAttempts: options.maxAttempts,
   };
-  return { catalog, clock, log, defaultClusterId: defaultCluster.id, ingest, principals, ticketKeys, queue };
+  return {
+    catalog,
+    clock,
+    log,
+    defaultClusterId: defaultCluster.id,
+    ingest,
+    principals,
+    ticketKeys,
+    queue,
+    webDir: options.webDir ?? null,
+    secureCookies: options.secureCookies ?? false,
+  };
 }

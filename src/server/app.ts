@@ -1,3 +1,5 @@
+import fastifyCookie from '@fastify/cookie';
+import fastifyRateLimit from '@fastify/rate-limit';
 import fastifySwagger from '@fastify/swagger';
 import Fastify, { type FastifyError, LogController } from 'fastify';
 import {
@@ -11,25 +13,35 @@ import { MAX_REPORT_BYTES } from '../shared/report.js';
 import { UBACKUP_VERSION } from '../shared/version.js';
 import { ApiError, errorBody } from './api-error.js';
 import type { AppContext } from './app-context.js';
+import { CSRF_HEADER, csrfTokenMatches, isWriteMethod } from './auth/csrf-token.js';
 import { type Access, bearerValue, type Principal, resolvePrincipal } from './auth/principal.js';
-import { roleAllows } from './auth/roles.js';
+import { isUserRole, roleAllows } from './auth/roles.js';
+import { findSession } from './auth/session-store.js';
+import { extensionCorsHeaders, extensionCorsRoutes } from './extension-cors.js';
 import { alertRoutes } from './routes/alerts.js';
+import { auditLogRoutes } from './routes/audit-log.js';
 import { backupPermanentRoutes } from './routes/backup-permanent.js';
 import { backupRoutes } from './routes/backups.js';
+import { clusterSummaryRoutes } from './routes/cluster-summary.js';
 import { enrollRoutes } from './routes/enroll.js';
 import { focusRoutes } from './routes/focus.js';
 import { healthRoutes } from './routes/health.js';
 import { instanceMuteRoutes } from './routes/instance-mute.js';
 import { jobRoutes } from './routes/jobs.js';
+import { meTokenRoutes } from './routes/me-tokens.js';
 import { nodeDeletionRoutes } from './routes/node-deletions.js';
 import { nodeScrubRoutes } from './routes/node-scrub.js';
 import { nodeRoutes } from './routes/nodes.js';
 import { notificationChannelRoutes } from './routes/notification-channels.js';
+import { overviewRoutes } from './routes/overview.js';
 import { registryRoutes } from './routes/registry.js';
 import { reindexRoutes } from './routes/reindex.js';
 import { reportRoutes } from './routes/reports.js';
 import { restorePlanRoutes } from './routes/restore-plan.js';
 import { runRoutes } from './routes/runs.js';
+import { csrfRefused, SESSION_COOKIE, sessionRoutes } from './routes/session.js';
+import { userRoutes } from './routes/users.js';
+import { webBundleRoutes } from './web-bundle.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -66,19 +78,61 @@ export async function buildApp(ctx: AppContext) {
     transform: jsonSchemaTransform,
   });
 
+  // Before the access hook, so that cookies are parsed when it runs.
+  await app.register(fastifyCookie);
+  // Only routes that ask for it (the login) are limited; the store is this process's memory.
+  await app.register(fastifyRateLimit, {
+    global: false,
+    errorResponseBuilder: (_request, context) =>
+      new ApiError(
+        429,
+        'rate_limited',
+        `too many attempts: at most ${context.max} a minute from one address; try again in ${context.after}`,
+      ),
+  });
+
   app.addHook('onRequest', async (request) => {
     const access = request.routeOptions.config.access;
     if (request.routeOptions.url === undefined) return; // 404s are answered by the not-found handler
     if (access === undefined) throw new ApiError(403, 'forbidden', 'this route has no access rule');
     if (access === 'public') return;
+    const nowMs = ctx.clock().getTime();
     const secret = bearerValue(request.headers.authorization);
-    if (!secret) throw new ApiError(401, 'unauthenticated', 'send "Authorization: Bearer <token>"');
-    const principal = await resolvePrincipal(ctx.catalog.db, secret, ctx.clock().getTime(), ctx.principals);
-    if (!principal) throw new ApiError(401, 'unauthenticated', 'the token is unknown, revoked or expired');
+    let principal: Principal | null;
+    if (secret) {
+      // A Bearer header wins over a cookie, and a bad one is not rescued by one.
+      principal = await resolvePrincipal(ctx.catalog.db, secret, nowMs, ctx.principals);
+      if (!principal) throw new ApiError(401, 'unauthenticated', 'the token is unknown, revoked or expired');
+    } else {
+      // Only people's routes take the session cookie: node, host and enroll credentials never come from one.
+      const cookie = isUserRole(access) ? request.cookies[SESSION_COOKIE] : undefined;
+      if (!cookie) throw new ApiError(401, 'unauthenticated', 'send "Authorization: Bearer <token>"');
+      const session = await findSession(ctx.catalog.db, cookie, nowMs);
+      if (!session) throw new ApiError(401, 'unauthenticated', 'the session is over: log in again');
+      if (
+        isWriteMethod(request.method) &&
+        !csrfTokenMatches(session.csrfToken, request.headers[CSRF_HEADER])
+      ) {
+        throw csrfRefused();
+      }
+      principal = {
+        kind: 'session',
+        sessionId: session.id,
+        userId: session.user.id,
+        name: session.user.name,
+        role: session.user.role,
+      };
+    }
     request.principal = principal;
     if (!principalMayAccess(principal, access)) {
       throw new ApiError(403, 'forbidden', `this route needs ${describeAccess(access)}`);
     }
+  });
+
+  app.addHook('onSend', async (request, reply, payload) => {
+    const cors = extensionCorsHeaders(request.headers.origin, request.url);
+    if (cors['access-control-allow-origin'] !== undefined) reply.headers(cors);
+    return payload;
   });
 
   app.setNotFoundHandler((request, reply) => {
@@ -140,6 +194,14 @@ export async function buildApp(ctx: AppContext) {
   await app.register(focusRoutes(ctx));
   await app.register(instanceMuteRoutes(ctx));
   await app.register(restorePlanRoutes(ctx));
+  await app.register(sessionRoutes(ctx));
+  await app.register(meTokenRoutes(ctx));
+  await app.register(userRoutes(ctx));
+  await app.register(auditLogRoutes(ctx));
+  await app.register(overviewRoutes(ctx));
+  await app.register(clusterSummaryRoutes(ctx));
+  await app.register(extensionCorsRoutes());
+  if (ctx.webDir !== null) await app.register(webBundleRoutes(ctx.webDir));
   return app;
 }
 
@@ -152,7 +214,7 @@ function principalMayAccess(principal: Principal, access: Exclude<Access, 'publi
   if (access === 'host') return principal.kind === 'host';
   if (access === 'node') return principal.kind === 'node';
   if (access === 'enroll') return principal.kind === 'enroll';
-  return principal.kind === 'token' && roleAllows(principal.role, access);
+  return (principal.kind === 'token' || principal.kind === 'session') && roleAllows(principal.role, access);
 }
 
 function describeAccess(access: Exclude<Access, 'public'>): string {

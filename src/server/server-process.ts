@@ -39,6 +39,9 @@ export async function startServer(settings: ServerSettings, log: Logger): Promis
         log,
         policy: settings.policy,
         maxAttempts: settings.maxAttempts,
+        webDir: settings.webDir,
+        // Behind a proxy that ends TLS, the public address says so: the cookie must then be Secure.
+        secureCookies: settings.publicUrl?.startsWith('https:') ?? false,
         queue: {
           leaseSeconds: settings.leaseSeconds,
           agingSeconds: settings.agingSeconds,

@@ -1,6 +1,8 @@
+import { resolve } from 'node:path';
 import { type CatalogLocation, parseCatalogUrl } from '../catalog/catalog-url.js';
 import { type ListenAddress, parseListenAddress } from '../shared/listen-address.js';
 import type { IllegalReportPolicy } from './ingest-decision.js';
+import { defaultWebDir } from './web-bundle.js';
 
 /** The server's settings, from flags or their `UBACKUP_*` environment variables. */
 export interface ServerSettings {
@@ -24,6 +26,8 @@ export interface ServerSettings {
   backlogSeconds: number;
   /** The dashboard's address, for links in notifications (null: no links). */
   publicUrl: string | null;
+  /** The built dashboard the server serves at `/`. */
+  webDir: string;
 }
 
 export interface ServerFlags {
@@ -42,6 +46,7 @@ export interface ServerFlags {
   retentionSeconds: string;
   backlogSeconds: string;
   publicUrl?: string;
+  webDir?: string;
 }
 
 export const DEFAULT_SERVER_FLAGS = {
@@ -131,6 +136,7 @@ export function resolveServerSettings(flags: ServerFlags): ServerSettings {
       604_800,
     ),
     publicUrl: publicUrl(flags.publicUrl),
+    webDir: flags.webDir === undefined || flags.webDir === '' ? defaultWebDir() : resolve(flags.webDir),
     dbPoolSize,
     listen,
     dataDir: flags.dataDir,

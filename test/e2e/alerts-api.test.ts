@@ -162,7 +162,7 @@ describe.each<BackendName>(['sqlite', 'postgres'])('alerts API on %s', (backend)
     it('tells who is calling: the person behind a token, or none for a service token', async () => {
       const alice = await ok<Me>(call('GET', '/api/v1/me', { as: 'alice' }));
       expect(alice).toEqual({
-        user: { id: userIds.alice, name: 'alice', role: 'operator' },
+        user: { id: userIds.alice, name: 'alice', role: 'operator', locale: 'en-US', time_zone: 'UTC' },
         token: { id: expect.any(Number), name: 'alice-laptop', role: 'operator' },
       });
       const service = await ok<Me>(call('GET', '/api/v1/me', { as: 'viewer' }));

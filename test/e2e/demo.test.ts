@@ -32,7 +32,16 @@ describe('ubackup demo', () => {
       what: 'the demo banner',
     });
     expect(banner).toContain(`Server:     http://127.0.0.1:${port}`);
+    expect(banner).toContain(`Dashboard:  http://127.0.0.1:${port}/`);
     expect(banner).toMatch(/Login: +admin \/ \S{12}/);
+    const password = /Login: +admin \/ (\S+)/.exec(banner)?.[1];
+    const login = await fetch(`http://127.0.0.1:${port}/api/v1/session`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'admin', password }),
+    });
+    expect(login.status).toBe(200);
+    expect(login.headers.get('set-cookie')).toMatch(/^ubackup_session=/);
     const token = /API token: +(ubt_\S+)/.exec(banner)?.[1];
     expect(token).toBeDefined();
 

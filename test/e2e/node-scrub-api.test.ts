@@ -150,6 +150,23 @@ describe.each(BACKENDS)('scrub API on %s', (backend) => {
     expect(await integrityAlerts()).toEqual([
       { subject: '111111/mysql/3306', state: 'open', summary: expect.stringContaining('scrub of') },
     ]);
+    // The backup list shows the finding to anyone who reads it.
+    const listed = await t.app.inject({
+      method: 'GET',
+      url: '/api/v1/backups?server_id=111111&type=mysql&instance=3306',
+      headers: { authorization: `Bearer ${t.tokens.viewer}` },
+    });
+    expect(listed.statusCode, listed.body).toBe(200);
+    const byId = new Map(
+      listed
+        .json<{ items: { id: number; verified_at: string | null; scrub_error: string | null }[] }>()
+        .items.map((i) => [i.id, i]),
+    );
+    expect(byId.get(inc)).toMatchObject({ verified_at: null, scrub_error: expect.stringContaining(found) });
+    expect(byId.get(whole)).toMatchObject({
+      verified_at: before.verified_at === null ? null : new Date(before.verified_at).toISOString(),
+      scrub_error: null,
+    });
 
     // The full is put back: verified again, but the alert stays while the incremental is damaged.
     now += HOUR;

@@ -55,7 +55,7 @@ describe.each(['sqlite', 'postgres'] as const)('ubackup server and admin command
       ...dbArgs,
     ]);
     expect(refused.code).toBe(2);
-    expect(refused.stderr).toContain('at least 10 characters');
+    expect(refused.stderr).toContain('at least 12 characters');
 
     const good = join(dir.path, 'good');
     await writeFile(good, 'correct horse battery staple\n');
@@ -91,7 +91,7 @@ describe.each(['sqlite', 'postgres'] as const)('ubackup server and admin command
       dataDir,
       ...dbArgs,
     ]);
-    expect(badRole.stderr).toContain('--role must be admin, operator or viewer');
+    expect(badRole.stderr).toContain('role must be admin, operator or viewer');
 
     await readCatalog(location, async (catalog) => {
       const users = await catalog.db.selectFrom('users').select(['name', 'role', 'password_hash']).execute();

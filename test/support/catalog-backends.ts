@@ -56,6 +56,8 @@ export async function testApp(
     policy?: IllegalReportPolicy;
     clock?: Clock;
     maxAttempts?: number;
+    /** Serve a built dashboard from here (default: the API only). */
+    webDir?: string;
     queue?: {
       leaseSeconds?: number;
       agingSeconds?: number;
@@ -74,6 +76,7 @@ export async function testApp(
       policy: options.policy ?? 'accept',
       maxAttempts: options.maxAttempts ?? 5,
       ...(options.queue ? { queue: options.queue } : {}),
+      ...(options.webDir === undefined ? {} : { webDir: options.webDir }),
     }),
   );
   const now = Date.now();

@@ -5,6 +5,7 @@ import { storageClusterMigration } from './0002-storage-cluster.js';
 import { alertsMigration } from './0003-alerts.js';
 import { retentionMigration } from './0004-retention.js';
 import { nodeTasksMigration } from './0005-node-tasks.js';
+import { sessionsMigration } from './0006-sessions.js';
 
 /** Every catalog migration, by name; names sort in the order they run. */
 export function catalogMigrations(dialect: CatalogDialect): Record<string, Migration> {
@@ -14,5 +15,6 @@ export function catalogMigrations(dialect: CatalogDialect): Record<string, Migra
     '0003-alerts': alertsMigration(dialect),
     '0004-retention': retentionMigration(dialect),
     '0005-node-tasks': nodeTasksMigration(dialect),
+    '0006-sessions': sessionsMigration(dialect),
   };
 }

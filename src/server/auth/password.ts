@@ -1,7 +1,7 @@
 import { hash, verify } from '@node-rs/argon2';
 
 /** People's passwords: argon2id (slow on purpose). Never used for machine secrets. */
-export const MIN_PASSWORD_LENGTH = 10;
+export const MIN_PASSWORD_LENGTH = 12;
 
 export function hashPassword(password: string): Promise<string> {
   // @node-rs/argon2 defaults to argon2id, m=19456 KiB, t=2, p=1 (OWASP's baseline).

@@ -33,6 +33,11 @@ export class PrincipalCache {
     }
   }
 
+  /** Forgets one secret, e.g. a token revoked in this process. */
+  forget(hash: string): void {
+    this.#entries.delete(hash);
+  }
+
   /** Forgets everything, e.g. after a credential is replaced in this process. */
   clear(): void {
     this.#entries.clear();

@@ -1,9 +1,12 @@
 import type { CatalogDb } from '../../catalog/database.js';
 import type { PrincipalCache } from './principal-cache.js';
-import { isUserRole, type TokenRole, type UserRole } from './roles.js';
+import { isUserRole, roleAllows, type TokenRole, type UserRole } from './roles.js';
 import { hashSecret, looksLikeSecret } from './secret.js';
 
-/** Who is calling, as established from the `Authorization: Bearer …` header. */
+/**
+ * Who is calling, as established from the `Authorization: Bearer …` header,
+ * or, for people's routes only, from the dashboard's session cookie.
+ */
 export type Principal =
   | {
       kind: 'token';
@@ -13,12 +16,24 @@ export type Principal =
       /** The person the token belongs to; null for a service token (scripts, monitoring). */
       userId: number | null;
     }
+  | {
+      kind: 'session';
+      sessionId: number;
+      userId: number;
+      /** The user's name. */
+      name: string;
+      /** The user's role now (read at every request, so a change applies at once). */
+      role: UserRole;
+    }
   | { kind: 'enroll'; tokenId: number; name: string }
   | { kind: 'host'; hostId: number; serverId: string }
   | { kind: 'node'; nodeId: number; name: string; clusterId: number };
 
 /** What a route needs: a role, an agent or node credential, an enrollment token, or nothing (health only). */
 export type Access = UserRole | 'host' | 'node' | 'enroll' | 'public';
+
+/** `tokens.last_used_at` is written at most this often (and only when the secret is not in the cache). */
+export const LAST_USED_PRECISION_MS = 60_000;
 
 export function bearerValue(header: string | undefined): string | null {
   if (!header) return null;
@@ -66,15 +81,35 @@ async function lookUpPrincipal(
   }
   const token = await db
     .selectFrom('tokens')
-    .select(['id', 'name', 'role', 'user_id', 'expires_at', 'revoked_at'])
-    .where('token_hash', '=', hash)
+    .leftJoin('users', 'users.id', 'tokens.user_id')
+    .select([
+      'tokens.id',
+      'tokens.name',
+      'tokens.role',
+      'tokens.user_id',
+      'tokens.expires_at',
+      'tokens.revoked_at',
+      'tokens.last_used_at',
+      'users.role as user_role',
+      'users.disabled as user_disabled',
+    ])
+    .where('tokens.token_hash', '=', hash)
     .executeTakeFirst();
   if (!token || token.revoked_at !== null) return null;
   if (token.expires_at !== null && token.expires_at <= nowMs) return null;
+  if (token.last_used_at === null || nowMs - token.last_used_at >= LAST_USED_PRECISION_MS) {
+    await db.updateTable('tokens').set({ last_used_at: nowMs }).where('id', '=', token.id).execute();
+  }
   const role = token.role as TokenRole;
   if (role === 'enroll') return { kind: 'enroll', tokenId: token.id, name: token.name };
   if (!isUserRole(role)) return null;
-  return { kind: 'token', tokenId: token.id, name: token.name, role, userId: token.user_id };
+  if (token.user_id === null)
+    return { kind: 'token', tokenId: token.id, name: token.name, role, userId: null };
+  // A person's token: refused while the person is disabled, and never worth more than the person now is.
+  if (Number(token.user_disabled) !== 0 || token.user_role === null || !isUserRole(token.user_role))
+    return null;
+  const effective = roleAllows(token.user_role, role) ? role : token.user_role;
+  return { kind: 'token', tokenId: token.id, name: token.name, role: effective, userId: token.user_id };
 }
 
 /** A short name for the audit log. */
@@ -83,6 +118,8 @@ export function actorName(principal: Principal | null): string {
   switch (principal.kind) {
     case 'token':
       return `token:${principal.name}`;
+    case 'session':
+      return `user:${principal.name}`;
     case 'enroll':
       return `enroll-token:${principal.name}`;
     case 'host':

@@ -26,16 +26,6 @@ function formatterFor(timeZone: string): Intl.DateTimeFormat {
   return formatter;
 }
 
-/** Whether `timeZone` is an IANA zone this runtime knows (for validating settings). */
-export function isKnownTimeZone(timeZone: string): boolean {
-  try {
-    formatterFor(timeZone);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** `YYYY-MM-DD HH:mm <zone>`; throws RangeError for an unknown zone. */
 export function formatMessageTime(ms: number, timeZone: string = DEFAULT_MESSAGE_TIME_ZONE): string {
   const parts = new Map(

@@ -34,6 +34,14 @@ export const BackupListItemSchema = z.object({
   legality: z.enum(['legal', 'illegal']),
   illegal_reason: z.string().nullable(),
   transfer_state: z.string().nullable(),
+  /** When the stored copy's digest was last confirmed; null while unverified or after a failed scrub. */
+  verified_at: z.string().nullable(),
+  /** Why the last scrub found the stored copy damaged or missing. */
+  scrub_error: z.string().nullable(),
+  /** When retention deleted the stored copy. */
+  deleted_at: z.string().nullable(),
+  /** Marked to be kept whatever retention says. */
+  permanent: z.boolean(),
 });
 export type BackupListItem = z.infer<typeof BackupListItemSchema>;
 
@@ -64,6 +72,10 @@ export function toBackupListItem(row: BackupRow & { transfer_state: string | nul
     legality: row.legality === 'illegal' ? 'illegal' : 'legal',
     illegal_reason: row.illegal_reason,
     transfer_state: row.transfer_state,
+    verified_at: iso(row.verified_at),
+    scrub_error: row.scrub_error,
+    deleted_at: iso(row.deleted_at),
+    permanent: row.permanent !== 0,
   };
 }
 

@@ -6,9 +6,11 @@ import { gameIdSchema } from '../../shared/report.js';
 import { ApiError } from '../api-error.js';
 import type { AppContext } from '../app-context.js';
 import { recordAudit } from '../audit.js';
-import { actorName } from '../auth/principal.js';
+import { actorName, type Principal } from '../auth/principal.js';
 import { USER_ROLES } from '../auth/roles.js';
-import { personOf, requirePerson } from './person.js';
+import { personOf, requirePerson, requireUser } from './person.js';
+import { LOCALES } from './session.js';
+import { timeZoneInput } from './time-zone-input.js';
 
 /** Most businesses one person may follow. */
 export const MAX_FOCUS = 10_000;
@@ -28,11 +30,57 @@ export const FocusPutSchema = z.strictObject({
 });
 
 export const MeSchema = z.object({
-  /** The person the token belongs to; null for a service token. */
-  user: z.object({ id: z.number().int(), name: z.string(), role: z.enum(USER_ROLES) }).nullable(),
+  /** The person the token or session belongs to; null for a service token. */
+  user: z
+    .object({
+      id: z.number().int(),
+      name: z.string(),
+      role: z.enum(USER_ROLES),
+      locale: z.string(),
+      time_zone: z.string(),
+    })
+    .nullable(),
+  /**
+   * The token the call was made with. A call made with the dashboard's session
+   * shows it as id 0, name `session`, with the user's role.
+   */
   token: z.object({ id: z.number().int(), name: z.string(), role: z.enum(USER_ROLES) }),
 });
 export type Me = z.infer<typeof MeSchema>;
+
+/** `token.id` of a call made with the dashboard's session (no token has id 0). */
+export const SESSION_TOKEN_ID = 0;
+
+export const MePatchSchema = z.strictObject({
+  locale: z.enum(LOCALES).optional(),
+  time_zone: timeZoneInput.optional(),
+});
+
+async function readMe(db: CatalogDb, principal: Principal | null): Promise<Me> {
+  if (principal?.kind !== 'token' && principal?.kind !== 'session') {
+    throw new Error('a viewer route was reached without a token or a session');
+  }
+  const userId = personOf(principal);
+  const user =
+    userId === null
+      ? undefined
+      : await db
+          .selectFrom('users')
+          .select(['id', 'name', 'role', 'locale', 'time_zone'])
+          .where('id', '=', userId)
+          .executeTakeFirst();
+  const userRole = USER_ROLES.find((r) => r === user?.role);
+  return {
+    user:
+      user && userRole
+        ? { id: user.id, name: user.name, role: userRole, locale: user.locale, time_zone: user.time_zone }
+        : null,
+    token:
+      principal.kind === 'token'
+        ? { id: principal.tokenId, name: principal.name, role: principal.role }
+        : { id: SESSION_TOKEN_ID, name: 'session', role: principal.role },
+  };
+}
 
 async function readFocus(db: CatalogDb, userId: number): Promise<string[]> {
   const rows = await db.selectFrom('user_focus').select('game_id').where('user_id', '=', userId).execute();
@@ -60,23 +108,33 @@ export function focusRoutes(ctx: AppContext): FastifyPluginAsyncZod {
     app.get(
       '/api/v1/me',
       { config: { access: 'viewer' }, schema: { response: { 200: MeSchema } } },
+      async (request) => readMe(db, request.principal),
+    );
+
+    app.patch(
+      '/api/v1/me',
+      { config: { access: 'viewer' }, schema: { body: MePatchSchema, response: { 200: MeSchema } } },
       async (request) => {
-        const principal = request.principal;
-        if (principal?.kind !== 'token') throw new Error('a viewer route was reached without a token');
-        const userId = personOf(principal);
-        const user =
-          userId === null
-            ? undefined
-            : await db
-                .selectFrom('users')
-                .select(['id', 'name', 'role'])
-                .where('id', '=', userId)
-                .executeTakeFirst();
-        const userRole = USER_ROLES.find((r) => r === user?.role);
-        return {
-          user: user && userRole ? { id: user.id, name: user.name, role: userRole } : null,
-          token: { id: principal.tokenId, name: principal.name, role: principal.role },
+        const userId = requireUser(request.principal);
+        const { locale, time_zone } = request.body;
+        const changes = {
+          ...(locale === undefined ? {} : { locale }),
+          ...(time_zone === undefined ? {} : { time_zone }),
         };
+        if (Object.keys(changes).length > 0) {
+          const nowMs = ctx.clock().getTime();
+          await db.transaction().execute(async (trx) => {
+            await trx.updateTable('users').set(changes).where('id', '=', userId).execute();
+            await recordAudit(trx, {
+              at: nowMs,
+              actor: actorName(request.principal),
+              action: 'user.preferences',
+              subject: `user:${userId}`,
+              detail: changes,
+            });
+          });
+        }
+        return readMe(db, request.principal);
       },
     );
 
