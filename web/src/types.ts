@@ -1,0 +1,200 @@
+/** The shapes the API answers, as the dashboard reads them. */
+import type { Role } from './api';
+
+export type AlertState = 'open' | 'acknowledged' | 'resolved';
+
+export const ALERT_TYPES = [
+  'script_failed',
+  'overdue',
+  'stuck',
+  'illegal',
+  'transfer_failed',
+  'integrity',
+  'node_paused',
+  'node_offline',
+  'queue_backlog',
+] as const;
+
+export interface Alert {
+  id: number;
+  type: string;
+  severity: string;
+  subject: string;
+  business: string;
+  state: AlertState;
+  summary: string;
+  opened_at: string;
+  acknowledged_at: string | null;
+  acknowledged_by: string | null;
+  ack_comment: string | null;
+  resolved_at: string | null;
+  resolved_by: string | null;
+  last_event_at: string;
+  followed: boolean;
+}
+
+export interface AlertSummary {
+  followed: { open: number; acknowledged: number; by_type: Record<string, number> };
+  others_open: number;
+  others_acknowledged: number;
+  total_open: number;
+  total_acknowledged: number;
+  following: boolean;
+}
+
+export interface Instance {
+  id: number;
+  name: string;
+  server_id: string;
+  type: string;
+  instance: string;
+  game_id: string;
+  cluster: string;
+  priority: 'critical' | 'high' | 'normal' | 'low';
+  schedule: string | null;
+  interval_seconds: number;
+  timezone: string;
+  grace_seconds: number;
+  retention_days: number | null;
+  keep_fulls: number | null;
+  paused: boolean;
+  last_success_at: string | null;
+  last_report_at: string | null;
+  next_due_at: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface ImportResult {
+  created: number;
+  duplicate: number;
+  malformed: number;
+  lines: { line: number; text: string; status: 'created' | 'duplicate' | 'malformed'; message?: string }[];
+}
+
+export interface Backup {
+  id: number;
+  report_id: string;
+  server_id: string;
+  type: string;
+  instance: string;
+  game_id: string;
+  status: 'ok' | 'failed';
+  storage_node: string | null;
+  host_ip: string;
+  backup_time: string;
+  stored_time: string | null;
+  file_name: string | null;
+  size: number | null;
+  full_time: string | null;
+  full_name: string | null;
+  log: string;
+  error: string | null;
+  blake3: string | null;
+  kind: 'single' | 'full' | 'incremental' | null;
+  legality: 'legal' | 'illegal';
+  illegal_reason: string | null;
+  transfer_state: string | null;
+  verified_at: string | null;
+  scrub_error: string | null;
+  deleted_at: string | null;
+  permanent: boolean;
+}
+
+export interface NodeView {
+  id: number;
+  name: string;
+  cluster: string;
+  address: string | null;
+  state: string;
+  weight: number;
+  max_bandwidth: number;
+  paused_by_admin: boolean;
+  reserve_bytes: number;
+  disk_total_bytes: number | null;
+  disk_free_bytes: number | null;
+  in_flight: number;
+  bytes_per_second: number;
+  version: string | null;
+  last_heartbeat_at: string | null;
+}
+
+export interface ClusterSummary {
+  id: number;
+  name: string;
+  description: string;
+  node_count: number;
+  queue: { critical: number; high: number; normal: number; low: number };
+  oldest_queued_at: string | null;
+  total_bytes: number;
+  free_bytes: number;
+}
+
+export interface Overview {
+  since: string;
+  backups_today: number;
+  bytes_today: number;
+  failures_today: number;
+  open_alerts: number;
+  queue: { depth: number; oldest_queued_at: string | null; oldest_wait_seconds: number | null };
+  clusters: { id: number; name: string; total_bytes: number; free_bytes: number }[];
+  latest: {
+    id: number;
+    status: string;
+    game_id: string;
+    type: string;
+    instance: string;
+    server_id: string;
+    host_ip: string;
+    filename: string | null;
+    size: number | null;
+    log: string;
+    created_at: string;
+  }[];
+}
+
+export interface Business {
+  id: number;
+  game_id: string;
+  name: string;
+  retention_days: number | null;
+  keep_fulls: number | null;
+  created_at: string;
+}
+
+export interface BackupType {
+  id: number;
+  name: string;
+  description: string;
+  retention_days: number | null;
+  keep_fulls: number | null;
+  created_at: string;
+}
+
+export interface User {
+  id: number;
+  name: string;
+  role: Role;
+  disabled: boolean;
+  locale: string;
+  created_at: string;
+}
+
+export interface ApiToken {
+  id: number;
+  name: string;
+  role: Role;
+  created_at: string;
+  expires_at: string | null;
+  last_used_at: string | null;
+  token?: string;
+}
+
+export interface AuditEntry {
+  id: number;
+  at: string;
+  actor: string;
+  action: string;
+  subject: string;
+  detail: unknown;
+}
