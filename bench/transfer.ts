@@ -45,7 +45,7 @@ import { INSTALL_HINTS, requireTool } from '../test/support/required-tool.js';
 import { makeTempDir } from '../test/support/temp-dir.js';
 import { waitFor } from '../test/support/wait-for.js';
 import type { RestoreDownload } from './restore-worker.js';
-import type { WorkerResult } from './worker-result.js';
+import type { ThreadCpu, WorkerResult } from './worker-result.js';
 
 const { values } = parseArgs({
   options: {
@@ -246,6 +246,8 @@ interface Measurement {
   senderCpu: CpuTime | null;
   /** Ours only: the worker's RSS before its first pull. */
   rssBeforeBytes?: number;
+  /** Ours only: the worker's CPU per thread name. */
+  receiverThreads?: ThreadCpu[];
 }
 
 interface Context {
@@ -356,6 +358,7 @@ async function measureOurs(ctx: Context, files: SourceFile[], nodeArgs: string[]
     receiverCpu: { user: worker.cpuUserSeconds, system: worker.cpuSystemSeconds },
     senderCpu: { user: sender.user / 1e6, system: sender.system / 1e6 },
     rssBeforeBytes: worker.rssBeforeBytes,
+    receiverThreads: worker.threads,
   };
 }
 
@@ -466,6 +469,7 @@ async function measureRestore(ctx: Context, chain: StoredFile[], restorePort: nu
     receiverCpu: { user: worker.cpuUserSeconds, system: worker.cpuSystemSeconds },
     senderCpu: { user: sender.user / 1e6, system: sender.system / 1e6 },
     rssBeforeBytes: worker.rssBeforeBytes,
+    receiverThreads: worker.threads,
   };
 }
 
@@ -677,6 +681,17 @@ function printTable(
       cpu(mid.senderCpu),
     ];
     console.log(`| ${cells.join(' | ')} |`);
+  }
+  for (const row of rows) {
+    const threads = medianRun(row).receiverThreads;
+    if (threads === undefined || threads.length === 0) continue;
+    const parts = threads
+      .filter((t) => t.userSeconds + t.systemSeconds >= 0.05)
+      .map(
+        (t) =>
+          `${t.name}${t.threads > 1 ? ` ×${t.threads}` : ''} ${cpu({ user: t.userSeconds, system: t.systemSeconds })}`,
+      );
+    console.log(`  ${row.method}, receiver CPU by thread (median run): ${parts.join('; ')}`);
   }
 }
 
