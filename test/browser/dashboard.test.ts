@@ -1,4 +1,5 @@
 import { mkdir } from 'node:fs/promises';
+import { gzipSync } from 'node:zlib';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchChromium } from '../support/chromium.js';
@@ -388,5 +389,40 @@ describe('dashboard', () => {
     await expect
       .poll(() => page.locator('.ant-form-item-explain-error').first().textContent())
       .toBe('game_id "31" is already registered');
+  });
+
+  it('loads the sign-in page and the overview with under 600 kB of gzipped JavaScript, other pages only when opened', async () => {
+    const scripts = new Set<string>();
+    const watch = (page: Page) =>
+      page.on('response', (r) => {
+        const path = new URL(r.url()).pathname;
+        if (path.endsWith('.js')) scripts.add(path);
+      });
+    const anonymous = await browser.newContext({ locale: 'en-US' });
+    contexts.push(anonymous);
+    const login = await anonymous.newPage();
+    watch(login);
+    await login.goto(`${d.origin}/login`);
+    await login.getByRole('button', { name: 'Sign in' }).waitFor();
+    await signIn('alice');
+    // A new context with alice's session: nothing cached, the overview is the first page.
+    const fresh = await browser.newContext({ locale: 'en-US', storageState: signedIn.get('alice') });
+    contexts.push(fresh);
+    const page = await fresh.newPage();
+    watch(page);
+    await page.goto(`${d.origin}/`);
+    await page.getByTestId('kpi-backups').waitFor();
+    const names = [...scripts].map((p) => p.slice(p.lastIndexOf('/') + 1));
+    expect(names.some((n) => n.startsWith('overview-page-'))).toBe(true);
+    // Code splitting: no other page's chunk came with these two.
+    expect(names.filter((n) => /^(instances|alerts|clusters|users|audit|tokens)-page-/.test(n))).toEqual([]);
+    let gzipped = 0;
+    for (const path of scripts) {
+      const res = await fetch(`${d.origin}${path}`);
+      expect(res.status, path).toBe(200);
+      gzipped += gzipSync(Buffer.from(await res.arrayBuffer()), { level: 9 }).length;
+    }
+    expect(gzipped).toBeGreaterThan(50_000);
+    expect(gzipped).toBeLessThan(600_000);
   });
 });
