@@ -22,6 +22,10 @@ const readClipboard = () =>
     globalThis as unknown as { navigator: { clipboard: { readText(): Promise<string> } } }
   ).navigator.clipboard.readText();
 
+/** Run in the page: the signed-in user's saved time zone. */
+const sessionZone = async () =>
+  ((await (await fetch('/api/v1/session')).json()) as { user: { time_zone: string } }).user.time_zone;
+
 /** Run in the page: the signed-in user's saved language. */
 const sessionLocale = async () =>
   ((await (await fetch('/api/v1/session')).json()) as { user: { locale: string } }).user.locale;
@@ -424,5 +428,83 @@ describe('dashboard', () => {
     }
     expect(gzipped).toBeGreaterThan(50_000);
     expect(gzipped).toBeLessThan(600_000);
+  });
+
+  it('shows times in the time zone the user picks, and keeps it for the next visit', async () => {
+    await createUser(d.pc, 'tao', 'viewer');
+    const page = await signIn('tao', '/');
+    const backups = await d.call(
+      'GET',
+      '/api/v1/backups?server_id=5001&type=mysql&instance=3306',
+      d.adminToken,
+    );
+    const full = (backups.json.items as { kind: string; backup_time: string }[]).find(
+      (b) => b.kind === 'full',
+    );
+    if (!full) throw new Error('the seed has no full backup');
+    const inZone = (iso: string, timeZone: string) =>
+      new Intl.DateTimeFormat('sv-SE', {
+        timeZone,
+        year: 'numeric',
+        month: '2-digit',
+        day: '2-digit',
+        hour: '2-digit',
+        minute: '2-digit',
+        second: '2-digit',
+        hourCycle: 'h23',
+      }).format(new Date(iso));
+    const shanghai = inZone(full.backup_time, 'Asia/Shanghai');
+    expect(shanghai).not.toBe(inZone(full.backup_time, 'UTC'));
+    await page
+      .getByRole('cell', { name: inZone(full.backup_time, 'UTC') })
+      .first()
+      .waitFor();
+
+    await page.getByTestId('user-menu').click();
+    await page.getByText('Time zone: UTC').click();
+    const dialog = page.getByRole('dialog');
+    await dialog.getByRole('combobox').fill('Asia/Shanghai');
+    await page.locator('.ant-select-item-option[title="Asia/Shanghai"]').click();
+    await dialog.getByRole('button', { name: 'OK' }).click();
+    await page.getByRole('cell', { name: shanghai }).first().waitFor();
+    expect(await page.evaluate(sessionZone)).toBe('Asia/Shanghai');
+
+    // Another browser, same user: the zone came with the account.
+    const other = await browser.newContext({ locale: 'en-US', storageState: signedIn.get('tao') });
+    contexts.push(other);
+    const again = await other.newPage();
+    await again.goto(`${d.origin}/`);
+    await again.getByRole('cell', { name: shanghai }).first().waitFor();
+    await again.getByTestId('user-menu').click();
+    await again.getByText('Time zone: Asia/Shanghai').waitFor();
+  });
+
+  it('resolves an alert with a comment, and mutes an instance from its alert', async () => {
+    const page = await signIn('oscar', '/alerts?state=open');
+    const resolve = page.locator('[data-testid^="resolve-"]').first();
+    await resolve.waitFor();
+    const id = Number((await resolve.getAttribute('data-testid'))?.slice('resolve-'.length));
+    await resolve.click();
+    // A comment is required.
+    await page.getByTestId('action-ok').click();
+    await page.getByText('Write a comment').waitFor();
+    await page.getByTestId('action-comment').fill('fixed by hand');
+    await page.getByTestId('action-ok').click();
+    await expect
+      .poll(async () => (await d.call('GET', `/api/v1/alerts/${id}`, d.adminToken)).json.state)
+      .toBe('resolved');
+
+    const row = page.locator('tr').filter({ hasText: '5002/mysql/3307' }).first();
+    await row.locator('[data-testid^="mute-"]').click();
+    const picker = page.locator('.ant-modal .ant-picker input');
+    await picker.fill('2030-01-02 03:04:05');
+    await picker.press('Enter');
+    await page.getByTestId('action-comment').fill('host being rebuilt');
+    await page.getByTestId('action-ok').click();
+    const muted = async () =>
+      (await d.call('GET', '/api/v1/instances?server_id=5002', d.adminToken)).json.items[0].muted_until;
+    await expect.poll(muted).toBe('2030-01-02T03:04:05.000Z');
+    await page.goto(`${d.origin}/instances?server_id=5002`);
+    await page.getByText('2030-01-02 03:04:05').waitFor();
   });
 });

@@ -355,6 +355,7 @@ describe.each<Backend>(['sqlite', 'postgres'])('registry API on %s', (backend) =
         grace_seconds: 3000,
         retention_days: null,
         paused: false,
+        muted_until: null,
         last_success_at: null,
         last_report_at: null,
         next_due_at: null,

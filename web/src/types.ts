@@ -58,6 +58,7 @@ export interface Instance {
   retention_days: number | null;
   keep_fulls: number | null;
   paused: boolean;
+  muted_until: string | null;
   last_success_at: string | null;
   last_report_at: string | null;
   next_due_at: string | null;

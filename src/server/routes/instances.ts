@@ -47,6 +47,8 @@ export const InstanceSchema = z.object({
   retention_days: z.number().int().nullable(),
   keep_fulls: z.number().int().nullable(),
   paused: z.boolean(),
+  /** Alerts of this instance are quiet until then (null: not muted). */
+  muted_until: z.string().nullable(),
   last_success_at: z.string().nullable(),
   last_report_at: z.string().nullable(),
   next_due_at: z.string().nullable(),
@@ -140,6 +142,7 @@ export function toInstance(row: InstanceWithCluster): Instance {
     retention_days: row.retention_days,
     keep_fulls: row.keep_fulls,
     paused: row.paused !== 0,
+    muted_until: isoTimeOrNull(row.muted_until),
     last_success_at: isoTimeOrNull(row.last_success_at),
     last_report_at: isoTimeOrNull(row.last_report_at),
     next_due_at: isoTimeOrNull(row.next_due_at),

@@ -107,6 +107,7 @@ export const enUS = {
     cluster: 'Cluster',
     priority: 'Priority',
     paused: 'Paused',
+    mutedUntil: 'Alerts muted until',
     lastSuccess: 'Last success',
     nextDue: 'Next due',
     listHint: 'comma- or space-separated list',

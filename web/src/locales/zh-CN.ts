@@ -104,6 +104,7 @@ export const zhCN: typeof enUS = {
     cluster: '集群',
     priority: '优先级',
     paused: '已暂停',
+    mutedUntil: '告警静默至',
     lastSuccess: '最近成功',
     nextDue: '下次应备份',
     listHint: '逗号或空格分隔的列表',

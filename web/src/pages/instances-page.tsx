@@ -109,7 +109,14 @@ function SearchRow() {
 
 type InstanceForm = Omit<
   Instance,
-  'id' | 'paused' | 'last_success_at' | 'last_report_at' | 'next_due_at' | 'created_at' | 'updated_at'
+  | 'id'
+  | 'paused'
+  | 'muted_until'
+  | 'last_success_at'
+  | 'last_report_at'
+  | 'next_due_at'
+  | 'created_at'
+  | 'updated_at'
 >;
 
 function InstanceEditor(props: { editing: Instance | 'new' | null; onClose: () => void }) {
@@ -414,6 +421,12 @@ export function InstancesPage() {
     },
     { title: t('instances.lastSuccess'), dataIndex: 'last_success_at', render: formatTime },
     { title: t('instances.nextDue'), dataIndex: 'next_due_at', render: formatTime },
+    {
+      title: t('instances.mutedUntil'),
+      dataIndex: 'muted_until',
+      render: (v: string | null) =>
+        v && Date.parse(v) > Date.now() ? <Tag color="purple">{formatTime(v)}</Tag> : '—',
+    },
     {
       title: t('instances.paused'),
       dataIndex: 'paused',
