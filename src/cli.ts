@@ -11,6 +11,7 @@ import {
   parseInstanceIdentity,
   retentionPlansJson,
 } from './admin/retention-plan-command.js';
+import { formatRebuildOutcome, parseRebuildRange } from './admin/stats-rebuild-command.js';
 import { AgentStartError, startAgentDaemon } from './agent/agent-daemon.js';
 import { runOnce } from './agent/run-once.js';
 import { runAgentServe } from './agent/serve-command.js';
@@ -30,6 +31,7 @@ import {
   type ServerFlags,
   SettingsError,
 } from './server/server-settings.js';
+import { rebuildRollups } from './server/stats/rebuild-rollups.js';
 import { type Priority, parsePriority } from './shared/priority.js';
 import { stopOnSignal } from './shared/stop-on-signal.js';
 import { UBACKUP_VERSION } from './shared/version.js';
@@ -139,6 +141,12 @@ program
       '--web-dir <dir>',
       'the built dashboard to serve at / (default: dist/web next to the server)',
     ).env('UBACKUP_WEB_DIR'),
+  )
+  .addOption(
+    new Option(
+      '--metrics-listen <host:port>',
+      'also serve /metrics WITHOUT a token on this address (a private one; default: none)',
+    ).env('UBACKUP_METRICS_LISTEN'),
   )
   .action(async (flags: ServerFlags) => {
     await runServerUntilSignal(resolveServerSettings(flags));
@@ -492,6 +500,22 @@ admin
           ? `${JSON.stringify(retentionPlansJson(plans, now), null, 2)}\n`
           : formatRetentionPlans(plans),
       );
+    });
+  });
+
+admin
+  .command('stats')
+  .description('statistics rollups (docs/operations.md, Statistics)')
+  .command('rebuild')
+  .description('recompute the rollups from the backups and transfer jobs (UTC days, both included)')
+  .option('--from <date>', 'first UTC day, YYYY-MM-DD (default: the oldest)')
+  .option('--to <date>', 'last UTC day, YYYY-MM-DD (default: the newest)')
+  .addOption(dataDirOption())
+  .addOption(dbOption())
+  .action(async (flags: { from?: string; to?: string; dataDir: string; db?: string }) => {
+    const range = parseRebuildRange(flags);
+    await withAdminCatalog(flags, async (catalog) => {
+      process.stdout.write(formatRebuildOutcome(range, await rebuildRollups(catalog, range)));
     });
   });
 

@@ -1,8 +1,11 @@
 import { type KeyObject, X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { createSecureContext } from 'node:tls';
+import type { FileHttpServer } from '../shared/file-http-server.js';
 import { formatListenAddress } from '../shared/listen-address.js';
+import { startMetricsListener } from '../shared/metrics-listener.js';
 import type { Report } from '../shared/report.js';
+import { type AgentMetrics, createAgentMetrics } from './agent-metrics.js';
 import { AgentState } from './agent-state.js';
 import { formatIssue, type GlobalConfig, type InstanceConfig, loadAgentConfig } from './config.js';
 import { type AgentLog, Delivery, nextBackoffMs } from './delivery.js';
@@ -189,6 +192,8 @@ export interface HostFileServerOptions {
   onBindError: 'fail' | 'retry';
   /** The host's credential if it has one; asked before each fetch of the ticket key. */
   credential: () => string | null;
+  /** Counts what the file server sends (the daemon's metrics). */
+  metrics?: AgentMetrics;
 }
 
 export interface HostFileServer {
@@ -257,6 +262,7 @@ export async function startHostFileServer(
     publicKey: () => publicKey,
     now: options.now,
     log,
+    onServed: options.metrics?.fileServed,
   };
   const listening = (server: FileServer): void =>
     log.info(
@@ -411,13 +417,33 @@ export async function startAgentDaemon(options: AgentDaemonOptions): Promise<Age
   const random = options.random ?? Math.random;
   const runtime = await openAgentRuntime(options.configPath, log);
   const { global, instances, state, spool } = runtime;
+  const metrics = createAgentMetrics(() => spool.count());
+  let metricsListener: FileHttpServer | null = null;
+  if (global.metricsListen) {
+    const at = formatListenAddress(global.metricsListen);
+    try {
+      metricsListener = await startMetricsListener({
+        listen: global.metricsListen,
+        registry: metrics.registry,
+        name: 'metrics',
+        log,
+      });
+      log.info(`serving /metrics (no authentication) on ${at} (port ${metricsListener.port})`);
+    } catch (error) {
+      log.error(`cannot serve /metrics on ${at}: ${describeError(error)}; the agent runs without it`);
+    }
+  }
   const fileServer = await startHostFileServer(runtime, {
+    metrics,
     configPath: options.configPath,
     log,
     now,
     random,
     onBindError: 'retry',
     credential: () => state.credentialFor(global.serverId),
+  }).catch(async (error: unknown) => {
+    await metricsListener?.close();
+    throw error;
   });
 
   let stopped = false;
@@ -534,6 +560,7 @@ export async function startAgentDaemon(options: AgentDaemonOptions): Promise<Age
           signal: abort.signal,
           warn: (message) => log.warn(message),
         });
+        metrics.runFinished(report.status);
         if (report.status === 'ok') log.info(describeRun(report));
         else log.error(describeRun(report));
         await spoolReport(spool, report, log);
@@ -603,6 +630,7 @@ export async function startAgentDaemon(options: AgentDaemonOptions): Promise<Age
         await enrolling;
         await delivery.stop();
         await fileServer.close();
+        await metricsListener?.close();
         log.info('agent stopped');
       })();
       return stopping;

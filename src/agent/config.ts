@@ -80,6 +80,11 @@ export interface GlobalConfig {
   intervalSeconds: number;
   timezone: string;
   jitterSeconds: number;
+  /**
+   * `metrics_listen`: the agent daemon serves `/metrics` without
+   * authentication here (a loopback or private address); null (or absent): off.
+   */
+  metricsListen?: { host: string; port: number } | null;
 }
 
 export interface AgentConfigResult {
@@ -126,6 +131,7 @@ const GLOBAL_KEYS = [
   'interval',
   'tz',
   'jitter',
+  'metrics_listen',
 ] as const;
 
 const INSTANCE_KEYS = [
@@ -204,6 +210,10 @@ export const ipAddress: Validator<string> = (raw) =>
 const HOST_NAME = /^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
 
 /** `host:port`, `[ipv6]:port`. */
+/** `metrics_listen`: `host:port`, or `off` / `none` (also the default: no metrics listener). */
+const listenOrOff: Validator<{ host: string; port: number } | null> = (raw) =>
+  ['off', 'none'].includes(raw.toLowerCase()) ? accept(null) : listenAddress(raw);
+
 export const listenAddress: Validator<{ host: string; port: number }> = (raw) => {
   const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(raw);
   const host = match?.[1] ?? match?.[2];
@@ -393,6 +403,7 @@ function readGlobal(
   const intervalSeconds = optionalKey(reader, 'interval', seconds(1), DEFAULT_INTERVAL_SECONDS);
   const timezone = optionalKey(reader, 'tz', timeZone, hostTimeZone);
   const jitterSeconds = optionalKey(reader, 'jitter', seconds(0), DEFAULT_JITTER_SECONDS);
+  const metricsListen = optionalKey(reader, 'metrics_listen', listenOrOff, null);
   warnUnusedKeys(reader, GLOBAL_KEYS, OBSOLETE_GLOBAL_KEYS);
 
   const defaults: InstanceDefaults = {
@@ -412,7 +423,8 @@ function readGlobal(
     pullPort === undefined ||
     intervalSeconds === undefined ||
     timezone === undefined ||
-    jitterSeconds === undefined
+    jitterSeconds === undefined ||
+    metricsListen === undefined
   ) {
     return { config: null, defaults };
   }
@@ -430,6 +442,7 @@ function readGlobal(
       intervalSeconds,
       timezone,
       jitterSeconds,
+      metricsListen: metricsListen === null ? null : { host: metricsListen.host, port: metricsListen.port },
     },
     defaults,
   };

@@ -72,6 +72,8 @@ export interface FileServerOptions {
   /** Epoch-ms clock for ticket expiry; default Date.now. */
   now?: () => number;
   log: AgentLog;
+  /** Told of each GET answered with the file: bytes read, and whether all of it was sent. */
+  onServed?: (bytes: number, whole: boolean) => void;
 }
 
 /** The bound port, and close: stops listening, cuts open connections (a node resumes with Range) and waits for the handlers. */
@@ -357,10 +359,12 @@ export async function startFileServer(options: FileServerOptions): Promise<FileS
         { status, headers, start, length, headOnly: method === 'HEAD' },
         progress,
       );
+      if (method !== 'HEAD') options.onServed?.(progress.bytesRead, true);
       log.info(
         `file server: ${status} for ${describeRequest()}: ${method === 'HEAD' ? 'described' : 'sent'} ${what}`,
       );
     } catch (error) {
+      if (method !== 'HEAD') options.onServed?.(progress.bytesRead, false);
       const gone = isClientGone(error);
       const line =
         `file server: the transfer for ${describeRequest()} of ${what} stopped after ` +

@@ -151,6 +151,39 @@ export interface TransferJobTable {
   bytes_done: number;
   last_error: string | null;
   updated_at: Millis;
+  /** When the current (or last) lease began. */
+  leased_at: ColumnType<Millis | null, Millis | null | undefined, Millis | null>;
+  /** How long the completing lease took (set when done). */
+  transfer_ms: ColumnType<number | null, number | null | undefined, number | null>;
+}
+
+/** A statistics rollup row (`daily_stats`, `hourly_stats`): one bucket × business × type × node. */
+export interface StatsRollupTable {
+  /** Start of the UTC day or hour of the backups' created_at. */
+  bucket: Millis;
+  game_id: string;
+  type: string;
+  /** The node that stores the backups; '' for those not stored (failed, queued, dead). */
+  node: string;
+  /** Spreads concurrent writers over a few rows (0 on SQLite); readers sum over it. */
+  shard: ColumnType<number, number | undefined, number>;
+  backups: number;
+  failures: number;
+  bytes: number;
+  transfer_ms: number;
+  transfers: number;
+  deleted: number;
+  deleted_bytes: number;
+}
+
+/** Transfer jobs per minute (of the event) and cluster. */
+export interface QueueStatsTable {
+  minute: Millis;
+  cluster_id: number;
+  shard: ColumnType<number, number | undefined, number>;
+  enqueued: number;
+  done: number;
+  dead: number;
 }
 
 export interface UserTable {
@@ -316,6 +349,9 @@ export interface CatalogSchema {
   notification_channels: NotificationChannelTable;
   notification_deliveries: NotificationDeliveryTable;
   notification_marks: NotificationMarkTable;
+  daily_stats: StatsRollupTable;
+  hourly_stats: StatsRollupTable;
+  queue_stats: QueueStatsTable;
 }
 
 export type BackupRow = Selectable<BackupTable>;

@@ -92,6 +92,8 @@ export interface NodeConfig {
   scrubBytesPerSecond: number;
   /** The scrub's full pass: a stored file is re-hashed when its last check is older than this. */
   scrubPeriodSeconds: number;
+  /** `metrics_listen`: serve `/metrics` without authentication here (a loopback or private address); null: off. */
+  metricsListen: { host: string; port: number } | null;
 }
 
 export interface NodeConfigResult {
@@ -155,6 +157,7 @@ const NODE_KEYS = [
   'stall_timeout',
   'scrub_bytes_per_second',
   'scrub_period',
+  'metrics_listen',
 ] as const;
 
 const REDIS_JOBS = 'the old storage node read its jobs from Redis; UBackup nodes lease them from server_url';
@@ -293,6 +296,7 @@ function readGlobal(reader: SectionReader, host: string): NodeConfig | null {
     DEFAULT_SCRUB_BYTES_PER_SECOND,
   );
   const scrubPeriod = optionalKey(reader, 'scrub_period', seconds(1), DEFAULT_SCRUB_PERIOD_SECONDS);
+  const metricsListen = optionalKey(reader, 'metrics_listen', listenOrOff, null);
   const name = readName(reader, myIp, host);
   warnUnusedKeys(reader, NODE_KEYS, OBSOLETE_NODE_KEYS);
 
@@ -315,7 +319,8 @@ function readGlobal(reader: SectionReader, host: string): NodeConfig | null {
     heartbeatSeconds === undefined ||
     stallTimeoutSeconds === undefined ||
     scrubRate === undefined ||
-    scrubPeriod === undefined
+    scrubPeriod === undefined ||
+    metricsListen === undefined
   ) {
     return null;
   }
@@ -339,6 +344,7 @@ function readGlobal(reader: SectionReader, host: string): NodeConfig | null {
     stallTimeoutSeconds,
     scrubBytesPerSecond: scrubRate,
     scrubPeriodSeconds: scrubPeriod,
+    metricsListen: metricsListen === null ? null : { host: metricsListen.host, port: metricsListen.port },
   };
 }
 

@@ -4,6 +4,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import { formatIssue } from '../agent/config.js';
 import type { AgentLog } from '../agent/delivery.js';
+import type { FileHttpServer } from '../shared/file-http-server.js';
+import { startMetricsListener } from '../shared/metrics-listener.js';
 import {
   HeartbeatResponseSchema,
   type JobFailureCode,
@@ -20,7 +22,9 @@ import { loadNodeConfig, type NodeConfig } from './config.js';
 import { createStoredDeleter } from './delete-stored.js';
 import { freeSpace } from './disk-space.js';
 import { pullHttp } from './http-pull.js';
+import { INCOMING_SWEEP_EVERY_MS, sweepIncoming } from './incoming-sweep.js';
 import { callServer } from './node-client.js';
+import { createNodeMetrics } from './node-metrics.js';
 import { type NodeState, readNodeState, writeNodeState } from './node-state.js';
 import { removePart } from './part-file.js';
 import { restoreAddress } from './restore-address.js';
@@ -177,6 +181,32 @@ export async function startNodeDaemon(options: NodeDaemonOptions): Promise<NodeD
   let restoreUrl: string | null = null;
   let bytesSinceBeat = 0;
   let lastBeat = Date.now();
+  let lastFreeBytes: number | null = null;
+  const metrics = createNodeMetrics(() => ({
+    transfersInFlight: transfers.size,
+    pausedByAdmin: central.pausedByAdmin,
+    pausedReserve,
+    freeBytes: lastFreeBytes,
+  }));
+  let metricsListener: FileHttpServer | null = null;
+  if (config.metricsListen !== null) {
+    try {
+      metricsListener = await startMetricsListener({
+        listen: config.metricsListen,
+        registry: metrics.registry,
+        name: 'metrics',
+        log,
+      });
+      log.info(
+        `serving /metrics (no authentication) on ${config.metricsListen.host}:${metricsListener.port}`,
+      );
+    } catch (error) {
+      log.error(
+        `cannot serve /metrics on ${config.metricsListen.host}:${config.metricsListen.port}: ` +
+          `${error instanceof Error ? error.message : String(error)}; the node runs without it`,
+      );
+    }
+  }
   // Retention's deletes arrive in heartbeat replies and are confirmed once done.
   const deleter = createStoredDeleter({
     root: config.rootPath,
@@ -216,6 +246,7 @@ export async function startNodeDaemon(options: NodeDaemonOptions): Promise<NodeD
 
   const heartbeat = async (): Promise<void> => {
     const disk = await freeSpace(config.rootPath);
+    lastFreeBytes = disk.freeBytes;
     const seconds = Math.max(0.001, (Date.now() - lastBeat) / 1000);
     const answer = await callServer(
       config.serverUrl,
@@ -348,6 +379,7 @@ export async function startNodeDaemon(options: NodeDaemonOptions): Promise<NodeD
         let last = 0;
         const onProgress = (bytes: number): void => {
           bytesSinceBeat += Math.max(0, bytes - last);
+          metrics.bytesPulled(bytes - last);
           last = bytes;
           transfer.bytesDone = bytes;
         };
@@ -387,6 +419,7 @@ export async function startNodeDaemon(options: NodeDaemonOptions): Promise<NodeD
           OkSchema,
         );
         if (done.ok) {
+          metrics.transferCompleted();
           log.info(
             `job ${job.job_id}: stored ${result.relativePath} (${result.size} bytes, blake3 verified; ` +
               `${result.bytesTransferred} bytes transferred${result.bytesTransferred < result.size ? ', resumed' : ''})`,
@@ -417,6 +450,7 @@ export async function startNodeDaemon(options: NodeDaemonOptions): Promise<NodeD
   };
 
   const fail = async (job: LeasedJob, code: JobFailureCode, error: string): Promise<void> => {
+    metrics.pullFailed(code);
     const answer = await callServer(
       config.serverUrl,
       bearer,
@@ -446,6 +480,7 @@ export async function startNodeDaemon(options: NodeDaemonOptions): Promise<NodeD
           continue;
         }
         const disk = await freeSpace(config.rootPath);
+        lastFreeBytes = disk.freeBytes;
         const usable = disk.freeBytes - inFlightRemaining();
         const underReserve = usable < config.reserveBytes;
         if (underReserve !== pausedReserve) {
@@ -488,12 +523,30 @@ export async function startNodeDaemon(options: NodeDaemonOptions): Promise<NodeD
     }
   })();
 
+  // Leftovers of transfers that will not come back here (incoming-sweep.ts): at start, then hourly.
+  const sweepLeftovers = (): void => {
+    sweepIncoming({
+      root: config.rootPath,
+      busyJobIds: () => new Set(transfers.keys()),
+      now: () => Date.now(),
+      log,
+    }).catch((error: unknown) =>
+      log.error(
+        `sweeping ${incomingDir(config.rootPath)}: ${error instanceof Error ? error.message : String(error)}`,
+      ),
+    );
+  };
+  sweepLeftovers();
+  const leftoverSweep = setInterval(sweepLeftovers, INCOMING_SWEEP_EVERY_MS);
+  leftoverSweep.unref();
+
   // Re-hashes stored files at its own rate (scrub-loop.ts); scrub_bytes_per_second = 0 turns it off.
   const scrub = startScrubLoop({
     root: config.rootPath,
     bytesPerSecond: config.scrubBytesPerSecond,
     periodSeconds: config.scrubPeriodSeconds,
     log,
+    onScrubbed: (bytes) => metrics.scrubbed(bytes),
     server: {
       lease: async (limit, periodSeconds) => {
         const answer = await callServer(
@@ -530,6 +583,7 @@ export async function startNodeDaemon(options: NodeDaemonOptions): Promise<NodeD
     stop: async () => {
       stopped = true;
       wakeAll();
+      clearInterval(leftoverSweep);
       const scrubStopped = scrub.stop();
       // Transfers in flight stop; their parts stay for a resume and their leases expire.
       for (const t of transfers.values()) t.abort.abort();
@@ -537,6 +591,7 @@ export async function startNodeDaemon(options: NodeDaemonOptions): Promise<NodeD
       await Promise.all([leaseLoop, heartbeatLoop, restoreLoop, scrubStopped]);
       await deleter.idle();
       await restoreServer?.close();
+      await metricsListener?.close();
     },
   };
 }

@@ -42,6 +42,8 @@ export interface ScrubLoopOptions {
   batchSize?: number;
   /** The read allowance (default: a TokenBucket at `bytesPerSecond`). */
   limiter?: ReadLimiter;
+  /** Told the size of each file checked (whole or not), for the metrics. */
+  onScrubbed?: (bytes: number) => void;
 }
 
 export interface ScrubLoop {
@@ -102,6 +104,7 @@ export function startScrubLoop(options: ScrubLoopOptions): ScrubLoop {
         continue;
       }
       const { result } = check;
+      options.onScrubbed?.(item.size);
       if (result.outcome === 'ok') whole += 1;
       else {
         damaged += 1;

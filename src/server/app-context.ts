@@ -3,6 +3,7 @@ import type { Catalog } from '../catalog/database.js';
 import type { Clock } from '../shared/clock.js';
 import { PrincipalCache } from './auth/principal-cache.js';
 import { IngestBatcher } from './ingest-batcher.js';
+import { createServerMetrics, type ServerMetrics } from './metrics/server-metrics.js';
 
 /** How long a verified secret is trusted without asking the catalog again. */
 export const PRINCIPAL_CACHE_TTL_MS = 10_000;
@@ -25,6 +26,8 @@ export interface AppContext {
   webDir: string | null;
   /** Session cookies get `Secure` even over plain HTTP (TLS ends at a proxy in front). */
   secureCookies: boolean;
+  /** This app's Prometheus registry and the events that feed it. */
+  metrics: ServerMetrics;
 }
 
 /** How the transfer queue behaves; the server's flags. */
@@ -90,5 +93,6 @@ export async function createAppContext(options: AppContextOptions): Promise<AppC
     queue,
     webDir: options.webDir ?? null,
     secureCookies: options.secureCookies ?? false,
+    metrics: createServerMetrics({ db: catalog.db, clock, heartbeatSeconds: queue.heartbeatSeconds }),
   };
 }

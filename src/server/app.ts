@@ -29,6 +29,7 @@ import { healthRoutes } from './routes/health.js';
 import { instanceMuteRoutes } from './routes/instance-mute.js';
 import { jobRoutes } from './routes/jobs.js';
 import { meTokenRoutes } from './routes/me-tokens.js';
+import { metricsRoutes } from './routes/metrics.js';
 import { nodeDeletionRoutes } from './routes/node-deletions.js';
 import { nodeScrubRoutes } from './routes/node-scrub.js';
 import { nodeRoutes } from './routes/nodes.js';
@@ -40,6 +41,7 @@ import { reportRoutes } from './routes/reports.js';
 import { restorePlanRoutes } from './routes/restore-plan.js';
 import { runRoutes } from './routes/runs.js';
 import { csrfRefused, SESSION_COOKIE, sessionRoutes } from './routes/session.js';
+import { statsRoutes } from './routes/stats.js';
 import { userRoutes } from './routes/users.js';
 import { webBundleRoutes } from './web-bundle.js';
 
@@ -200,6 +202,8 @@ export async function buildApp(ctx: AppContext) {
   await app.register(auditLogRoutes(ctx));
   await app.register(overviewRoutes(ctx));
   await app.register(clusterSummaryRoutes(ctx));
+  await app.register(statsRoutes(ctx));
+  await app.register(metricsRoutes(ctx));
   await app.register(extensionCorsRoutes());
   if (ctx.webDir !== null) await app.register(webBundleRoutes(ctx.webDir));
   return app;

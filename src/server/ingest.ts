@@ -6,6 +6,8 @@ import { isPriority, type Priority, priorityRank } from '../shared/priority.js';
 import type { Report, ReportReceipt } from '../shared/report.js';
 import { ApiError } from './api-error.js';
 import { decideIngest, type IllegalReportPolicy, identityOf, type RegistryEntry } from './ingest-decision.js';
+import { recordRollups } from './stats/record-rollups.js';
+import { queueEvent } from './stats/rollup-increments.js';
 
 export interface IngestSettings {
   policy: IllegalReportPolicy;
@@ -172,6 +174,12 @@ export async function storeReports(
         : (first ?? { ok: false, error: new ApiError(500, 'internal', 'report was not stored') });
   });
   await touchHosts(trx, submissions, outcomes, nowMs);
+  // Last, so the rollup rows every ingest touches stay locked for as short a time as possible.
+  await recordRollups(
+    trx,
+    toInsert.filter((t) => insertedIds.has(t.row.report_id)).map((t) => ({ event: 'ingested', ...t.row })),
+    jobs.map((t) => queueEvent(nowMs, t.row.cluster_id, 'enqueued')),
+  );
   return outcomes as IngestOutcome[];
 }
 

@@ -2,7 +2,9 @@ import { mkdirSync } from 'node:fs';
 import pino, { type Logger } from 'pino';
 import { type Catalog, migrateCatalog, openCatalog } from '../catalog/database.js';
 import { systemClock } from '../shared/clock.js';
+import type { FileHttpServer } from '../shared/file-http-server.js';
 import { formatListenAddress } from '../shared/listen-address.js';
+import { startMetricsListener } from '../shared/metrics-listener.js';
 import { stopOnSignal } from '../shared/stop-on-signal.js';
 import { sweepAlerts } from './alerts/alert-sweep.js';
 import { runDeliveryRound } from './alerts/delivery-round.js';
@@ -22,6 +24,8 @@ export interface RunningServer {
   catalog: Catalog;
   /** The address actually bound (the port is real even when 0 was asked for). */
   url: string;
+  /** The port `--metrics-listen` bound; null without it. */
+  metricsPort: number | null;
   close(): Promise<void>;
 }
 
@@ -32,24 +36,23 @@ export async function startServer(settings: ServerSettings, log: Logger): Promis
   try {
     const migrated = await migrateCatalog(catalog);
     if (migrated.applied.length > 0) log.info({ applied: migrated.applied }, 'catalog migrated');
-    const app = await buildApp(
-      await createAppContext({
-        catalog,
-        clock: systemClock,
-        log,
-        policy: settings.policy,
-        maxAttempts: settings.maxAttempts,
-        webDir: settings.webDir,
-        // Behind a proxy that ends TLS, the public address says so: the cookie must then be Secure.
-        secureCookies: settings.publicUrl?.startsWith('https:') ?? false,
-        queue: {
-          leaseSeconds: settings.leaseSeconds,
-          agingSeconds: settings.agingSeconds,
-          heartbeatSeconds: settings.heartbeatSeconds,
-          retryBaseSeconds: settings.retryBaseSeconds,
-        },
-      }),
-    );
+    const ctx = await createAppContext({
+      catalog,
+      clock: systemClock,
+      log,
+      policy: settings.policy,
+      maxAttempts: settings.maxAttempts,
+      webDir: settings.webDir,
+      // Behind a proxy that ends TLS, the public address says so: the cookie must then be Secure.
+      secureCookies: settings.publicUrl?.startsWith('https:') ?? false,
+      queue: {
+        leaseSeconds: settings.leaseSeconds,
+        agingSeconds: settings.agingSeconds,
+        heartbeatSeconds: settings.heartbeatSeconds,
+        retryBaseSeconds: settings.retryBaseSeconds,
+      },
+    });
+    const app = await buildApp(ctx);
     const tasks: PeriodicTask[] = [
       startPeriodicTask({
         name: 'lease sweep',
@@ -86,7 +89,11 @@ export async function startServer(settings: ServerSettings, log: Logger): Promis
         everySeconds: DELIVERY_ROUND_SECONDS,
         log,
         run: async () => {
-          const sent = await runDeliveryRound(catalog.db, () => Date.now());
+          const sent = await runDeliveryRound(
+            catalog.db,
+            () => Date.now(),
+            (kind, outcome) => ctx.metrics.notificationAttempt(kind, outcome),
+          );
           for (const f of sent.failed) {
             log.error(
               { delivery: f.deliveryId, channel: f.channel },
@@ -110,6 +117,27 @@ export async function startServer(settings: ServerSettings, log: Logger): Promis
       );
     }
     await app.listen({ host: settings.listen.host, port: settings.listen.port });
+    let metricsListener: FileHttpServer | null = null;
+    if (settings.metricsListen !== null) {
+      try {
+        metricsListener = await startMetricsListener({
+          listen: settings.metricsListen,
+          registry: ctx.metrics.registry,
+          name: 'metrics',
+          log: { error: (message) => log.error(message) },
+        });
+      } catch (error) {
+        await app.close();
+        await Promise.all(tasks.map((t) => t.stop()));
+        throw error;
+      }
+      log.info(
+        {
+          metrics: formatListenAddress({ host: settings.metricsListen.host, port: metricsListener.port }),
+        },
+        'serving /metrics without a token',
+      );
+    }
     const bound = app.server.address();
     const port = typeof bound === 'object' && bound ? bound.port : settings.listen.port;
     const shownHost = settings.listen.host === '0.0.0.0' ? '127.0.0.1' : settings.listen.host;
@@ -122,7 +150,9 @@ export async function startServer(settings: ServerSettings, log: Logger): Promis
       app,
       catalog,
       url,
+      metricsPort: metricsListener?.port ?? null,
       close: async () => {
+        await metricsListener?.close();
         await app.close();
         await Promise.all(tasks.map((t) => t.stop()));
         await catalog.close();

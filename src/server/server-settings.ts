@@ -28,6 +28,8 @@ export interface ServerSettings {
   publicUrl: string | null;
   /** The built dashboard the server serves at `/`. */
   webDir: string;
+  /** A second address serving only `/metrics`, without a token (null: none). */
+  metricsListen: ListenAddress | null;
 }
 
 export interface ServerFlags {
@@ -47,6 +49,7 @@ export interface ServerFlags {
   backlogSeconds: string;
   publicUrl?: string;
   webDir?: string;
+  metricsListen?: string;
 }
 
 export const DEFAULT_SERVER_FLAGS = {
@@ -136,6 +139,7 @@ export function resolveServerSettings(flags: ServerFlags): ServerSettings {
       604_800,
     ),
     publicUrl: publicUrl(flags.publicUrl),
+    metricsListen: metricsListen(flags.metricsListen),
     webDir: flags.webDir === undefined || flags.webDir === '' ? defaultWebDir() : resolve(flags.webDir),
     dbPoolSize,
     listen,
@@ -145,6 +149,14 @@ export function resolveServerSettings(flags: ServerFlags): ServerSettings {
     maxAttempts,
     logLevel: flags.logLevel,
   };
+}
+
+function metricsListen(value: string | undefined): ListenAddress | null {
+  if (value === undefined || value === '') return null;
+  const listen = parseListenAddress(value);
+  if (typeof listen === 'string')
+    throw new SettingsError(`--metrics-listen (UBACKUP_METRICS_LISTEN): ${listen}`);
+  return listen;
 }
 
 function publicUrl(value: string | undefined): string | null {

@@ -157,6 +157,7 @@ describe('the legacy client-uuzuback.conf', () => {
       intervalSeconds: 3600,
       timezone: TZ,
       jitterSeconds: 30,
+      metricsListen: null,
     });
     expect(names(result)).toEqual(['mysql3306', 'redis6379']);
     expect(result.warnings.map((w) => w.key)).toEqual([
@@ -193,6 +194,7 @@ tls_key = /etc/ubackup/agent-key.pem
 interval = 30m
 tz = UTC
 jitter = 0
+metrics_listen = 127.0.0.1:9102
 `);
     expect(result.errors).toEqual([]);
     expect(result.global).toEqual({
@@ -208,6 +210,7 @@ jitter = 0
       intervalSeconds: 1800,
       timezone: 'UTC',
       jitterSeconds: 0,
+      metricsListen: { host: '127.0.0.1', port: 9102 },
     });
   });
 

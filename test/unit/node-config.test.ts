@@ -136,6 +136,7 @@ describe('the legacy server-uuzuback.conf', () => {
       stallTimeoutSeconds: 60,
       scrubBytesPerSecond: 32 * 1024 * KiB,
       scrubPeriodSeconds: 7 * 86_400,
+      metricsListen: null,
     } satisfies NodeConfig);
     expect(result.warnings.map((w) => w.key).sort()).toEqual([...OBSOLETE].sort());
   });
@@ -163,6 +164,7 @@ describe('a valid config', () => {
       stallTimeoutSeconds: 60,
       scrubBytesPerSecond: 32 * 1024 * KiB,
       scrubPeriodSeconds: 7 * 86_400,
+      metricsListen: null,
     } satisfies NodeConfig);
     expect(DEFAULT_RESERVE_BYTES).toBe(10 * GiB);
     expect(parse(MINIMAL).warnings).toEqual([]);
@@ -185,6 +187,7 @@ describe('a valid config', () => {
         'heartbeat = 10s',
         'scrub_bytes_per_second = 8M',
         'scrub_period = 3d',
+        'metrics_listen = 127.0.0.1:9101',
       ),
     ).toMatchObject({
       enrollToken: 'ubk_enroll_abc',
@@ -201,6 +204,7 @@ describe('a valid config', () => {
       heartbeatSeconds: 10,
       scrubBytesPerSecond: 8 * 1024 * KiB,
       scrubPeriodSeconds: 3 * 86_400,
+      metricsListen: { host: '127.0.0.1', port: 9101 },
     });
   });
 

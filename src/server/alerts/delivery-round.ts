@@ -24,7 +24,14 @@ const DELIVERIES_PER_ROUND = 50;
 const PARALLEL_SENDS = 4;
 export const DELIVERY_TIMEOUT_MS = 15_000;
 
-export async function runDeliveryRound(db: Db, nowMs: () => number): Promise<DeliveryRoundOutcome> {
+/** Told of each attempt: the channel's kind and how the attempt ended (for the metrics). */
+export type DeliveryAttemptListener = (channelKind: string, outcome: 'sent' | 'retrying' | 'failed') => void;
+
+export async function runDeliveryRound(
+  db: Db,
+  nowMs: () => number,
+  onAttempt: DeliveryAttemptListener = () => undefined,
+): Promise<DeliveryRoundOutcome> {
   const due = await db
     .selectFrom('notification_deliveries')
     .innerJoin('notification_channels', 'notification_channels.id', 'notification_deliveries.channel_id')
@@ -77,6 +84,7 @@ export async function runDeliveryRound(db: Db, nowMs: () => number): Promise<Del
           .where('id', '=', row.id)
           .execute();
         outcome.sent += 1;
+        onAttempt(row.kind, 'sent');
         continue;
       }
       const retry = result.retryable ? nextDeliveryAttempt(attempts, at) : { state: 'failed' as const };
@@ -91,6 +99,7 @@ export async function runDeliveryRound(db: Db, nowMs: () => number): Promise<Del
         .execute();
       if (retry.state === 'retry') outcome.retrying += 1;
       else outcome.failed.push({ deliveryId: row.id, channel: row.name, error: result.error });
+      onAttempt(row.kind, retry.state === 'retry' ? 'retrying' : 'failed');
     }
   };
   await Promise.all(Array.from({ length: PARALLEL_SENDS }, worker));

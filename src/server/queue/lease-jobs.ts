@@ -127,6 +127,7 @@ export async function leaseJobs(
             state: 'leased',
             lease_node: node.name,
             lease_expires_at: leaseExpiresAt,
+            leased_at: nowMs,
             attempts: eb('attempts', '+', 1),
             bytes_done: 0,
             updated_at: nowMs,

@@ -1,6 +1,8 @@
 import { sql } from 'kysely';
 import type { CatalogDb } from '../../catalog/database.js';
 import { raiseTransferFailed } from '../alerts/transfer-alerts.js';
+import { recordQueueEvents } from '../stats/record-rollups.js';
+import { queueEvent } from '../stats/rollup-increments.js';
 
 /**
  * Expired leases go back to the queue (DESIGN §3 invariant 4): the node that
@@ -25,12 +27,16 @@ export async function sweepExpiredLeases(
       .where('state', '=', 'leased')
       .where('lease_expires_at', '<=', nowMs)
       .whereRef('attempts', '>=', 'max_attempts')
-      .returning(['id', 'attempts', 'last_error'])
+      .returning(['id', 'attempts', 'last_error', 'cluster_id'])
       .execute();
     await raiseTransferFailed(
       trx,
       dead.map((j) => ({ jobId: j.id, attempts: j.attempts, error: j.last_error })),
       nowMs,
+    );
+    await recordQueueEvents(
+      trx,
+      dead.map((j) => queueEvent(nowMs, j.cluster_id, 'dead')),
     );
     const requeued = await trx
       .updateTable('transfer_jobs')

@@ -1,6 +1,7 @@
 import type { CatalogDb } from '../../catalog/database.js';
 import { IN_LIST_BATCH, inBatches } from '../../catalog/statement-batches.js';
 import { MAX_DELETES_PER_HEARTBEAT, type StoredDelete } from '../../shared/node-protocol.js';
+import { recordBackupEvents } from '../stats/record-rollups.js';
 
 /**
  * Retention's deletes as the nodes see them (DESIGN §11). A pending delete is
@@ -46,7 +47,8 @@ export async function pendingDeletes(
 /**
  * Records the copies `node` confirmed deleted: only backups stored on that
  * node with a pending delete; any other id is ignored. Returns the ids now
- * recorded as deleted.
+ * recorded as deleted. Call it inside a transaction: the statistics rollups'
+ * deleted counts are written with the same statements.
  */
 export async function confirmDeletes(
   db: CatalogDb,
@@ -63,8 +65,12 @@ export async function confirmDeletes(
       .where('stored_node', '=', node)
       .where('delete_requested_at', 'is not', null)
       .where('deleted_at', 'is', null)
-      .returning('id')
+      .returning(['id', 'created_at', 'game_id', 'type', 'size'])
       .execute();
+    await recordBackupEvents(
+      db,
+      rows.map((b) => ({ event: 'deleted', ...b, size: b.size ?? 0, node })),
+    );
     for (const row of rows) confirmed.push(row.id);
   }
   return confirmed.sort((a, b) => a - b);

@@ -13,6 +13,8 @@ import type { AppContext } from '../app-context.js';
 import type { Principal } from '../auth/principal.js';
 import { leaseJobs } from '../queue/lease-jobs.js';
 import { afterFailure } from '../queue/retry-schedule.js';
+import { recordQueueEvents, recordRollups } from '../stats/record-rollups.js';
+import { queueEvent } from '../stats/rollup-increments.js';
 
 const JobIdParams = z.object({ id: z.coerce.number().int().positive() });
 const OkSchema = z.object({ ok: z.literal(true) });
@@ -64,13 +66,11 @@ export function jobRoutes(ctx: AppContext): FastifyPluginAsyncZod {
       },
       async (request) => {
         const node = nodeOf(request.principal);
-        const jobs = await leaseJobs(
-          ctx.catalog,
-          node,
-          request.body,
-          ctx.queue,
-          ctx.ticketKeys,
-          ctx.clock().getTime(),
+        const now = ctx.clock().getTime();
+        const jobs = await leaseJobs(ctx.catalog, node, request.body, ctx.queue, ctx.ticketKeys, now);
+        ctx.metrics.jobsLeased(
+          jobs.map((j) => j.job_id),
+          now,
         );
         return { jobs, lease_seconds: ctx.queue.leaseSeconds };
       },
@@ -112,7 +112,7 @@ export function jobRoutes(ctx: AppContext): FastifyPluginAsyncZod {
         const node = nodeOf(request.principal);
         const now = ctx.clock().getTime();
         const { id } = request.params;
-        await ctx.catalog.db.transaction().execute(async (trx) => {
+        const completed = await ctx.catalog.db.transaction().execute(async (trx) => {
           const job = await trx
             .selectFrom('transfer_jobs')
             .innerJoin('backups', 'backups.id', 'transfer_jobs.backup_id')
@@ -121,15 +121,19 @@ export function jobRoutes(ctx: AppContext): FastifyPluginAsyncZod {
               'transfer_jobs.cluster_id',
               'transfer_jobs.lease_node',
               'transfer_jobs.backup_id',
+              'transfer_jobs.leased_at',
               'backups.blake3',
               'backups.size',
               'backups.stored_node',
+              'backups.created_at',
+              'backups.game_id',
+              'backups.type',
             ])
             .where('transfer_jobs.id', '=', id)
             .executeTakeFirst();
           if (!job) throw new ApiError(404, 'not_found', `no job ${id}`);
           // A repeated complete from the node that stored it changes nothing.
-          if (job.state === 'done' && job.stored_node === node.name) return;
+          if (job.state === 'done' && job.stored_node === node.name) return false;
           const holds = job.state === 'leased' && job.lease_node === node.name;
           // An expired lease not yet taken by another node: the work is done and verified, keep it.
           const expiredUnclaimed = job.state === 'queued' && job.cluster_id === node.clusterId;
@@ -141,6 +145,7 @@ export function jobRoutes(ctx: AppContext): FastifyPluginAsyncZod {
               `job ${id}: the node stored ${request.body.size} bytes with blake3 ${request.body.blake3}, the agent reported ${job.size} bytes with ${job.blake3}`,
             );
           }
+          const transferMs = job.leased_at === null ? 0 : Math.max(0, now - job.leased_at);
           await trx
             .updateTable('transfer_jobs')
             .set({
@@ -148,6 +153,7 @@ export function jobRoutes(ctx: AppContext): FastifyPluginAsyncZod {
               lease_expires_at: null,
               lease_node: node.name,
               bytes_done: request.body.size,
+              transfer_ms: transferMs,
               updated_at: now,
             })
             .where('id', '=', id)
@@ -165,7 +171,15 @@ export function jobRoutes(ctx: AppContext): FastifyPluginAsyncZod {
             .where('id', '=', job.backup_id)
             .execute();
           await resolveTransferAlerts(trx, job.backup_id, node.name, now);
+          // Last: the rollup rows are shared with every ingest of the day, keep them locked briefly.
+          await recordRollups(
+            trx,
+            [{ event: 'stored', ...job, size: request.body.size, node: node.name, transferMs }],
+            [queueEvent(now, job.cluster_id, 'done')],
+          );
+          return true;
         });
+        if (completed) ctx.metrics.transferCompleted(node.name, id, request.body.size, now);
         return { ok: true as const };
       },
     );
@@ -189,11 +203,12 @@ export function jobRoutes(ctx: AppContext): FastifyPluginAsyncZod {
         return ctx.catalog.db.transaction().execute(async (trx) => {
           const job = await trx
             .selectFrom('transfer_jobs')
-            .select(['state', 'lease_node', 'attempts', 'max_attempts', 'backup_id'])
+            .select(['state', 'lease_node', 'attempts', 'max_attempts', 'backup_id', 'cluster_id'])
             .where('id', '=', id)
             .executeTakeFirst();
           if (!job) throw new ApiError(404, 'not_found', `no job ${id}`);
           if (job.state !== 'leased' || job.lease_node !== node.name) throw leaseLost(id, node.name);
+          ctx.metrics.transferFailed(id);
           const decision = afterFailure({
             attempts: job.attempts,
             maxAttempts: job.max_attempts,
@@ -218,6 +233,7 @@ export function jobRoutes(ctx: AppContext): FastifyPluginAsyncZod {
             await raiseIntegrity(trx, job.backup_id, 'pull', node.name, now);
           }
           if (decision.state === 'dead') {
+            await recordQueueEvents(trx, [queueEvent(now, job.cluster_id, 'dead')]);
             request.log.warn({ job: id, error }, 'transfer job is dead');
             await raiseTransferFailed(trx, [{ jobId: id, attempts: job.attempts, error }], now);
           }

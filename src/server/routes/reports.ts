@@ -21,6 +21,7 @@ export function reportRoutes(ctx: AppContext): FastifyPluginAsyncZod {
           throw new ApiError(403, 'forbidden', 'reports need an agent credential');
         try {
           const result = await ctx.ingest.submit(request.body, principal);
+          if (result.created) ctx.metrics.reportStored(request.body.status, result.receipt.legality);
           return reply.code(result.created ? 201 : 200).send(result.receipt);
         } catch (error) {
           if (error instanceof ApiError && error.code === 'server_id_mismatch') {

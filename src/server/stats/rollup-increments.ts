@@ -1,0 +1,200 @@
+/**
+ * The pure core of the statistics rollups: what one event adds to which
+ * rollup row, and how a batch of events folds into one increment per key.
+ */
+
+export const HOUR_MS = 3_600_000;
+export const DAY_MS = 24 * HOUR_MS;
+export const MINUTE_MS = 60_000;
+
+/** Start of the UTC bucket of `size` milliseconds that holds `ms`. */
+export function bucketStart(ms: number, size: number): number {
+  return Math.floor(ms / size) * size;
+}
+
+/** Which rollup row: a bucket (day or hour start) × business × type × node ('' when not stored). */
+export interface RollupKey {
+  bucket: number;
+  game_id: string;
+  type: string;
+  node: string;
+}
+
+export interface RollupCounts {
+  backups: number;
+  failures: number;
+  bytes: number;
+  transfer_ms: number;
+  transfers: number;
+  deleted: number;
+  deleted_bytes: number;
+}
+
+export type RollupIncrement = RollupKey & RollupCounts;
+
+export const ROLLUP_COUNTERS: ReadonlyArray<keyof RollupCounts> = [
+  'backups',
+  'failures',
+  'bytes',
+  'transfer_ms',
+  'transfers',
+  'deleted',
+  'deleted_bytes',
+];
+
+const ZERO: RollupCounts = {
+  backups: 0,
+  failures: 0,
+  bytes: 0,
+  transfer_ms: 0,
+  transfers: 0,
+  deleted: 0,
+  deleted_bytes: 0,
+};
+
+/** What a rollup is told about a backup: enough to find its row. */
+export interface BackupFacts {
+  created_at: number;
+  game_id: string;
+  type: string;
+}
+
+/** A new report: one backup, a failure unless its status is ok; not stored yet (node ''). */
+export function ingested(backup: BackupFacts & { status: string }, bucketSize: number): RollupIncrement {
+  return {
+    ...keyOf(backup, '', bucketSize),
+    ...ZERO,
+    backups: 1,
+    failures: backup.status === 'ok' ? 0 : 1,
+  };
+}
+
+/**
+ * A transfer completed: the backup moves from node '' to `node`, with its
+ * bytes and the lease's duration.
+ */
+export function stored(
+  backup: BackupFacts & { size: number; node: string; transferMs: number },
+  bucketSize: number,
+): RollupIncrement[] {
+  return [
+    { ...keyOf(backup, '', bucketSize), ...ZERO, backups: -1 },
+    {
+      ...keyOf(backup, backup.node, bucketSize),
+      ...ZERO,
+      backups: 1,
+      bytes: backup.size,
+      transfer_ms: backup.transferMs,
+      transfers: 1,
+    },
+  ];
+}
+
+/** A node confirmed deleting the stored copy. */
+export function deleted(
+  backup: BackupFacts & { size: number; node: string },
+  bucketSize: number,
+): RollupIncrement {
+  return { ...keyOf(backup, backup.node, bucketSize), ...ZERO, deleted: 1, deleted_bytes: backup.size };
+}
+
+function keyOf(backup: BackupFacts, node: string, bucketSize: number): RollupKey {
+  return {
+    bucket: bucketStart(backup.created_at, bucketSize),
+    game_id: backup.game_id,
+    type: backup.type,
+    node,
+  };
+}
+
+function keyText(k: RollupKey): string {
+  return `${k.bucket}\u0000${k.game_id}\u0000${k.type}\u0000${k.node}`;
+}
+
+function compareKeys(a: RollupKey, b: RollupKey): number {
+  if (a.bucket !== b.bucket) return a.bucket - b.bucket;
+  for (const field of ['game_id', 'type', 'node'] as const) {
+    if (a[field] !== b[field]) return a[field] < b[field] ? -1 : 1;
+  }
+  return 0;
+}
+
+/**
+ * Sums increments per key: one row per distinct key, in key order (so
+ * concurrent transactions upsert rows in the same order and cannot deadlock);
+ * rows that sum to nothing are left out.
+ */
+export function sumIncrements(increments: readonly RollupIncrement[]): RollupIncrement[] {
+  const byKey = new Map<string, RollupIncrement>();
+  for (const inc of increments) {
+    const text = keyText(inc);
+    const seen = byKey.get(text);
+    if (!seen) {
+      byKey.set(text, { ...inc });
+      continue;
+    }
+    for (const counter of ROLLUP_COUNTERS) seen[counter] += inc[counter];
+  }
+  return [...byKey.values()].filter((row) => ROLLUP_COUNTERS.some((c) => row[c] !== 0)).sort(compareKeys);
+}
+
+/** Transfer jobs per minute × cluster. */
+export interface QueueIncrement {
+  minute: number;
+  cluster_id: number;
+  enqueued: number;
+  done: number;
+  dead: number;
+}
+
+export function queueEvent(
+  atMs: number,
+  clusterId: number,
+  event: 'enqueued' | 'done' | 'dead',
+  count = 1,
+): QueueIncrement {
+  return {
+    minute: bucketStart(atMs, MINUTE_MS),
+    cluster_id: clusterId,
+    enqueued: 0,
+    done: 0,
+    dead: 0,
+    [event]: count,
+  };
+}
+
+/** Sums queue increments per minute × cluster, in key order, leaving out empty ones. */
+export function sumQueueIncrements(increments: readonly QueueIncrement[]): QueueIncrement[] {
+  const byKey = new Map<string, QueueIncrement>();
+  for (const inc of increments) {
+    const text = `${inc.minute}/${inc.cluster_id}`;
+    const seen = byKey.get(text);
+    if (!seen) {
+      byKey.set(text, { ...inc });
+      continue;
+    }
+    seen.enqueued += inc.enqueued;
+    seen.done += inc.done;
+    seen.dead += inc.dead;
+  }
+  return [...byKey.values()]
+    .filter((q) => q.enqueued !== 0 || q.done !== 0 || q.dead !== 0)
+    .sort((a, b) => a.minute - b.minute || a.cluster_id - b.cluster_id);
+}
+
+/** Something that changed what the backup rollups count. */
+export type BackupEvent =
+  | ({ event: 'ingested'; status: string } & BackupFacts)
+  | ({ event: 'stored'; size: number; node: string; transferMs: number } & BackupFacts)
+  | ({ event: 'deleted'; size: number; node: string } & BackupFacts);
+
+/** A batch of events as one increment per distinct rollup row of the given bucket size. */
+export function rollupIncrements(events: readonly BackupEvent[], bucketSize: number): RollupIncrement[] {
+  return sumIncrements(
+    events.flatMap((e) => {
+      if (e.event === 'ingested') return [ingested(e, bucketSize)];
+      if (e.event === 'stored') return stored(e, bucketSize);
+      return [deleted(e, bucketSize)];
+    }),
+  );
+}
