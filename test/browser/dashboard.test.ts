@@ -1,4 +1,4 @@
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { gzipSync } from 'node:zlib';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -292,6 +292,7 @@ describe('dashboard', () => {
       ['instances', '/instances'],
       ['backups', '/instances?server_id=5001&backups=5001%2Fmysql%2F3306'],
       ['clusters', '/clusters'],
+      ['stats', '/stats'],
       ['businesses', '/businesses'],
       ['backup-types', '/backup-types'],
       ['users', '/users'],
@@ -301,9 +302,11 @@ describe('dashboard', () => {
       await page.goto(`${d.origin}${path}`);
       await page.locator('.ant-card, .ant-drawer').first().waitFor();
       await page.waitForLoadState('networkidle');
+      if (name === 'stats') await page.getByText('每日备份数（按业务）').waitFor();
       await shot(page, name, 'zh-CN');
     }
     expect(await page.getByText('审计日志').count()).toBeGreaterThan(0);
+
     await page.getByTestId('user-menu').click();
     await page.getByTestId('logout').click();
     await page.getByRole('button', { name: /登\s*录/ }).waitFor();
@@ -408,18 +411,24 @@ describe('dashboard', () => {
     watch(login);
     await login.goto(`${d.origin}/login`);
     await login.getByRole('button', { name: 'Sign in' }).waitFor();
-    await signIn('alice');
-    // A new context with alice's session: nothing cached, the overview is the first page.
-    const fresh = await browser.newContext({ locale: 'en-US', storageState: signedIn.get('alice') });
+    // A user of its own: another test signs alice out, which ends her saved session.
+    await createUser(d.pc, 'bo', 'viewer');
+    await signIn('bo');
+    // A new context with bo's session: nothing cached, the overview is the first page.
+    const fresh = await browser.newContext({ locale: 'en-US', storageState: signedIn.get('bo') });
     contexts.push(fresh);
     const page = await fresh.newPage();
     watch(page);
     await page.goto(`${d.origin}/`);
     await page.getByTestId('kpi-backups').waitFor();
+    // The trend chart (ECharts, loaded after the tiles) is part of the first page too.
+    await page.getByTestId('overview-trend').locator('canvas').first().waitFor();
     const names = [...scripts].map((p) => p.slice(p.lastIndexOf('/') + 1));
     expect(names.some((n) => n.startsWith('overview-page-'))).toBe(true);
     // Code splitting: no other page's chunk came with these two.
-    expect(names.filter((n) => /^(instances|alerts|clusters|users|audit|tokens)-page-/.test(n))).toEqual([]);
+    expect(
+      names.filter((n) => /^(instances|alerts|clusters|users|audit|tokens|stats)-page-/.test(n)),
+    ).toEqual([]);
     let gzipped = 0;
     for (const path of scripts) {
       const res = await fetch(`${d.origin}${path}`);
@@ -506,5 +515,52 @@ describe('dashboard', () => {
     await expect.poll(muted).toBe('2030-01-02T03:04:05.000Z');
     await page.goto(`${d.origin}/instances?server_id=5002`);
     await page.getByText('2030-01-02 03:04:05').waitFor();
+  });
+
+  it('draws the statistics from the rollups, and exports a chart as the CSV of what it draws', async () => {
+    const page = await signIn('vera', '/stats');
+    const totals = (await d.call('GET', '/api/v1/stats/totals', d.adminToken)).json;
+    expect(totals.backups).toBeGreaterThanOrEqual(10);
+    await expect
+      .poll(() => page.getByTestId('stats-total-backups').locator('.ant-statistic-content').textContent())
+      .toBe(String(totals.backups));
+    await expect
+      .poll(() => page.getByTestId('stats-total-failures').locator('.ant-statistic-content').textContent())
+      .toBe(String(totals.failures));
+    for (const chart of ['chart-backups-business', 'chart-bytes-business', 'chart-queue']) {
+      await page.getByTestId(chart).locator('canvas').first().waitFor();
+    }
+    // Nothing is stored yet in this catalog: the share of stored bytes says so instead of drawing zeros.
+    await expect.poll(() => page.getByTestId('chart-share').textContent()).toContain('No data in this range');
+    await shot(page, 'stats', 'en-US');
+
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByTestId('chart-backups-business-csv').click(),
+    ]);
+    expect(download.suggestedFilename()).toBe('backups-by-business.csv');
+    const path = await download.path();
+    const lines = (await readFile(path, 'utf8'))
+      .replace(/^\ufeff/, '')
+      .trim()
+      .split('\r\n');
+    const header = (lines[0] ?? '').split(',');
+    expect(header[0]).toBe('day');
+    expect(header.slice(1).sort()).toEqual(['31', '32']);
+    const drawn = lines.slice(1).flatMap((l) => l.split(',').slice(1).map(Number));
+    expect(drawn.reduce((a, b) => a + b, 0)).toBe(totals.backups);
+    const daily = (await d.call('GET', '/api/v1/stats/daily?by=business&business=31', d.adminToken)).json;
+    const nov25 = daily.items.find((i: { day: string }) => i.day.startsWith('2026-11-25'));
+    const row = lines.find((l) => l.startsWith('2026-11-25,'))?.split(',') ?? [];
+    expect(Number(row[header.indexOf('31')])).toBe(nov25.backups);
+
+    // A filter is kept in the address and narrows every figure.
+    await page.goto(`${d.origin}/stats?business=31`);
+    const only31 = (await d.call('GET', '/api/v1/stats/totals?business=31', d.adminToken)).json;
+    expect(only31.backups).toBeLessThan(totals.backups);
+    await expect
+      .poll(() => page.getByTestId('stats-total-backups').locator('.ant-statistic-content').textContent())
+      .toBe(String(only31.backups));
+    await page.getByTestId('chart-type').locator('canvas').first().waitFor();
   });
 });

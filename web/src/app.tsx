@@ -10,6 +10,7 @@ import { LoginPage } from './pages/login-page';
 import { useSession } from './session';
 
 const OverviewPage = lazy(() => import('./pages/overview-page').then((m) => ({ default: m.OverviewPage })));
+const StatsPage = lazy(() => import('./pages/stats-page').then((m) => ({ default: m.StatsPage })));
 const AlertsPage = lazy(() => import('./pages/alerts-page').then((m) => ({ default: m.AlertsPage })));
 const InstancesPage = lazy(() =>
   import('./pages/instances-page').then((m) => ({ default: m.InstancesPage })),
@@ -47,6 +48,7 @@ function SignedIn() {
         <Routes>
           <Route path="/" element={<OverviewPage />} />
           <Route path="/alerts" element={<AlertsPage />} />
+          <Route path="/stats" element={<StatsPage />} />
           <Route path="/instances" element={<InstancesPage />} />
           <Route path="/clusters" element={<ClustersPage />} />
           <Route path="/businesses" element={<BusinessesPage />} />

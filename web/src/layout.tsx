@@ -1,6 +1,7 @@
 import {
   AlertOutlined,
   AuditOutlined,
+  BarChartOutlined,
   ClockCircleOutlined,
   ClusterOutlined,
   DashboardOutlined,
@@ -53,6 +54,7 @@ export function AppLayout({ children }: { children: ReactNode }) {
   const items: MenuProps['items'] = [
     { key: '/', icon: <DashboardOutlined />, label: <Link to="/">{t('menu.overview')}</Link> },
     { key: '/alerts', icon: <AlertOutlined />, label: <Link to="/alerts">{t('menu.alerts')}</Link> },
+    { key: '/stats', icon: <BarChartOutlined />, label: <Link to="/stats">{t('menu.stats')}</Link> },
     {
       key: '/instances',
       icon: <DatabaseOutlined />,

@@ -199,3 +199,82 @@ export interface AuditEntry {
   subject: string;
   detail: unknown;
 }
+
+/** Sums every statistics answer carries (bytes stored, transfer time in seconds). */
+export interface StatsSums {
+  backups: number;
+  failures: number;
+  bytes: number;
+  transfer_seconds: number;
+  transfers: number;
+  deleted: number;
+  deleted_bytes: number;
+}
+
+export interface StatsTotals extends StatsSums {
+  from: string;
+  to: string;
+}
+
+export interface StatsDaily {
+  from: string;
+  to: string;
+  by: 'business' | 'node' | 'type';
+  items: (StatsSums & { day: string; key: string })[];
+}
+
+export interface StatsShare {
+  from: string;
+  to: string;
+  items: { game_id: string; backups: number; bytes: number; backups_share: number; bytes_share: number }[];
+}
+
+export interface StatsThroughput {
+  from: string;
+  to: string;
+  items: {
+    day: string;
+    node: string;
+    bytes: number;
+    transfers: number;
+    transfer_seconds: number;
+    bytes_per_second: number | null;
+  }[];
+}
+
+export interface StatsQueue {
+  from: string;
+  to: string;
+  clusters: {
+    cluster: string;
+    depth: number;
+    minutes: { minute: string; enqueued: number; done: number; dead: number; depth: number }[];
+  }[];
+}
+
+export interface StatsTopFailing {
+  items: {
+    game_id: string;
+    server_id: string;
+    type: string;
+    instance: string;
+    failures: number;
+    last_failure_at: string;
+  }[];
+}
+
+export interface StatsSlowest {
+  items: {
+    job_id: number;
+    backup_id: number;
+    game_id: string;
+    server_id: string;
+    type: string;
+    instance: string;
+    cluster: string;
+    node: string;
+    size: number;
+    transfer_seconds: number;
+    finished_at: string;
+  }[];
+}

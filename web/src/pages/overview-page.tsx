@@ -8,8 +8,8 @@ import {
   LineChartOutlined,
 } from '@ant-design/icons';
 import { useQuery } from '@tanstack/react-query';
-import { Card, Col, Empty, Row, Space, Statistic, Table, Tag, Typography } from 'antd';
-import type { ReactNode } from 'react';
+import { Card, Col, Empty, Row, Space, Spin, Statistic, Table, Tag, Typography } from 'antd';
+import { lazy, type ReactNode, Suspense } from 'react';
 import { useTranslation } from 'react-i18next';
 import { Link } from 'react-router';
 import { api } from '../api';
@@ -17,6 +17,9 @@ import { CapacityBar } from '../capacity-bar';
 import { displayZone, formatBytes, formatDuration, formatTime } from '../format';
 import { PageState } from '../page-state';
 import type { Overview } from '../types';
+
+// ECharts loads after the tiles: the first page stays light.
+const OverviewTrend = lazy(() => import('./overview-trend').then((m) => ({ default: m.OverviewTrend })));
 
 function Tile(props: {
   title: string;
@@ -135,24 +138,15 @@ export function OverviewPage() {
               <Card
                 title={
                   <>
-                    <LineChartOutlined /> {t('overview.charts')}
+                    <LineChartOutlined /> {t('overview.charts')}{' '}
+                    <Link to="/stats">{t('overview.moreStats')}</Link>
                   </>
                 }
                 style={{ height: '100%' }}
               >
-                <div
-                  data-testid="chart-placeholder"
-                  style={{
-                    height: 220,
-                    border: '1px dashed #d9d9d9',
-                    borderRadius: 8,
-                    display: 'flex',
-                    alignItems: 'center',
-                    justifyContent: 'center',
-                  }}
-                >
-                  <Empty description={t('overview.chartsPlaceholder')} image={Empty.PRESENTED_IMAGE_SIMPLE} />
-                </div>
+                <Suspense fallback={<Spin />}>
+                  <OverviewTrend />
+                </Suspense>
               </Card>
             </Col>
             <Col xs={24} xl={8}>
