@@ -3,7 +3,12 @@ import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Catalog } from '../../src/catalog/database.js';
 import { sweepExpiredLeases } from '../../src/server/queue/sweep-leases.js';
 import { rebuildRollups } from '../../src/server/stats/rebuild-rollups.js';
-import { DAY_MS, HOUR_MS } from '../../src/server/stats/rollup-increments.js';
+import {
+  DAY_MS,
+  HOUR_MS,
+  ROLLUP_COUNTERS,
+  type RollupCounts,
+} from '../../src/server/stats/rollup-increments.js';
 import type { LeasedJob } from '../../src/shared/node-protocol.js';
 import { BACKENDS, type TestApp, testApp } from '../support/catalog-backends.js';
 import { stopSharedPostgres } from '../support/postgres.js';
@@ -12,17 +17,9 @@ import { failedReport, sampleReport } from '../support/report-fixture.js';
 afterAll(stopSharedPostgres);
 
 const GiB = 1024 ** 3;
-const COUNTERS = [
-  'backups',
-  'failures',
-  'bytes',
-  'transfer_ms',
-  'transfers',
-  'deleted',
-  'deleted_bytes',
-] as const;
+const COUNTERS = ROLLUP_COUNTERS;
 type RollupRow = { bucket: number; game_id: string; type: string; node: string } & Record<
-  (typeof COUNTERS)[number],
+  keyof RollupCounts,
   number
 >;
 type QueueRow = { minute: number; cluster_id: number; enqueued: number; done: number; dead: number };
@@ -332,8 +329,7 @@ describe.each(BACKENDS)('statistics rollups on %s', (backend) => {
     await rebuildRollups(t.catalog, { fromMs: null, toMs: null });
 
     // The statistics API answers from the rollups.
-    const sum = (rows: readonly RollupRow[], c: (typeof COUNTERS)[number]) =>
-      rows.reduce((s, r) => s + r[c], 0);
+    const sum = (rows: readonly RollupRow[], c: keyof RollupCounts) => rows.reduce((s, r) => s + r[c], 0);
     const totals = await call('GET', '/api/v1/stats/totals', t.tokens.viewer);
     expect(totals.statusCode).toBe(200);
     expect(totals.json()).toMatchObject({

@@ -1,6 +1,7 @@
 import { type ExpressionBuilder, sql } from 'kysely';
 import type { CatalogDb } from '../../catalog/database.js';
 import type { CatalogSchema } from '../../catalog/schema.js';
+import type { RollupCounts } from './rollup-increments.js';
 import type { StatsRange } from './stats-range.js';
 
 /**
@@ -43,15 +44,8 @@ function rollupWhere(range: StatsRange, filter: StatsFilter) {
   };
 }
 
-export interface RollupSums {
-  backups: number;
-  failures: number;
-  bytes: number;
-  transfer_ms: number;
-  transfers: number;
-  deleted: number;
-  deleted_bytes: number;
-}
+/** What every statistics answer sums: the rollups' counters. */
+export type RollupSums = RollupCounts;
 
 type RawSums = { [K in keyof RollupSums]: number | string | null };
 
