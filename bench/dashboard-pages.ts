@@ -307,6 +307,8 @@ function capturedCatalog(url: string, capture: StatementCapture): Catalog {
           : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
     },
   });
+  // An idle connection closed by the server (its stop at the end of the run) is not an error here.
+  pool.on('error', (error) => console.error(`statement-capture pool: ${error.message}`));
   const db = new Kysely<CatalogSchema>({
     dialect: new PostgresDialect({ pool }),
     log: (event) => capture.record(event),
@@ -388,8 +390,10 @@ function picker(seed: number): (n: number) => number {
   };
 }
 
-async function pagesOf(catalog: Catalog): Promise<Page[]> {
+async function pagesOf(catalog: Catalog, endMs: number): Promise<Page[]> {
   const db = catalog.db;
+  /** The UTC day `days - 1` days before the fleet's end, as the dashboard's charts ask for it. */
+  const statsFrom = (days: number) => new Date(endMs - (days - 1) * DAY_MS).toISOString().slice(0, 10);
   const loads = WARMUP + CALLS + 1;
   const pick = picker(SEED);
   const total = Number(
@@ -435,7 +439,26 @@ async function pagesOf(catalog: Catalog): Promise<Page[]> {
   return [
     page('floor: /api/v1/me', () => ['/api/v1/me']),
     page('floor: /healthz', () => ['/healthz']),
-    page('overview', () => ['/api/v1/overview?tz=UTC', '/api/v1/clusters/summary']),
+    page('overview', () => [
+      '/api/v1/overview?tz=UTC',
+      '/api/v1/clusters/summary',
+      // The 14-day chart, as the page asks for it (from the rollups).
+      `/api/v1/stats/daily?by=business&from=${statsFrom(14)}`,
+    ]),
+    page('statistics (30 days)', () => [
+      '/api/v1/stats/totals',
+      '/api/v1/stats/daily?by=business',
+      '/api/v1/stats/daily?by=node',
+      '/api/v1/stats/share',
+      '/api/v1/stats/throughput',
+      '/api/v1/stats/queue',
+      '/api/v1/stats/top-failing',
+      '/api/v1/stats/slowest',
+    ]),
+    page('statistics: one business by type', () => [
+      `/api/v1/stats/totals?business=${biggest.game_id}`,
+      `/api/v1/stats/daily?by=type&business=${biggest.game_id}`,
+    ]),
     page('alerts', () => [
       '/api/v1/alerts?page=1&page_size=20&followed=true',
       '/api/v1/alerts?page=1&page_size=20&followed=false',
@@ -599,7 +622,7 @@ async function main(): Promise<void> {
       // A browser opens up to six connections to a host.
       const pool = new Pool(url, { connections: 6 });
       try {
-        const pages = await pagesOf(catalog);
+        const pages = await pagesOf(catalog, fleet.note.end);
         const results = await measure(pool, token, pages);
         console.log(
           `\n${CALLS} loads per page after ${WARMUP} warm-ups; a page's time is its requests made in parallel, as the dashboard makes them.`,

@@ -289,6 +289,44 @@ describe.each(BACKENDS)('fleet fixture on %s', (backend) => {
     expect(offline).toEqual([{ state: 'open' }]);
   });
 
+  it('fills the statistics rollups as ingest and completion would have, and the stats API reads them', async () => {
+    const db = env.catalog.db;
+    const truth = await db
+      .selectFrom('backups')
+      .select((eb) => [
+        eb.fn.countAll<number | string>().as('backups'),
+        eb.fn
+          .sum<number | string | null>(eb.case().when('status', '!=', 'ok').then(1).else(0).end())
+          .as('failures'),
+        eb.fn
+          .sum<number | string | null>(
+            eb.case().when('stored_at', 'is not', null).then(eb.ref('size')).else(0).end(),
+          )
+          .as('bytes'),
+      ])
+      .executeTakeFirstOrThrow();
+    const rolled = await db
+      .selectFrom('daily_stats')
+      .select((eb) => [
+        eb.fn.sum<number | string | null>('backups').as('backups'),
+        eb.fn.sum<number | string | null>('failures').as('failures'),
+        eb.fn.sum<number | string | null>('bytes').as('bytes'),
+      ])
+      .executeTakeFirstOrThrow();
+    expect(Number(truth.backups)).toBe(report.rows.backups);
+    expect(Number(rolled.backups)).toBe(Number(truth.backups));
+    expect(Number(rolled.failures)).toBe(Number(truth.failures));
+    expect(Number(rolled.bytes)).toBe(Number(truth.bytes));
+    expect(report.rows.daily_stats).toBeGreaterThan(0);
+    const totals = await env.app.inject({
+      method: 'GET',
+      url: `/api/v1/stats/totals?from=${new Date(END - 40 * 86_400_000).toISOString().slice(0, 10)}`,
+      headers: { authorization: `Bearer ${env.tokens.viewer}` },
+    });
+    expect(totals.statusCode, totals.body).toBe(200);
+    expect(totals.json()).toMatchObject({ backups: Number(truth.backups), failures: Number(truth.failures) });
+  });
+
   it('answers the dashboard backup list and the restore plan', async () => {
     const db = env.catalog.db;
     // An instance whose newest run is a stored incremental on a stored full.
