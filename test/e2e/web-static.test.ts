@@ -57,7 +57,14 @@ describe('the built dashboard', () => {
     }
     // Not a page: a script asking for JSON, and everything under the API, health and assets.
     expect((await get('/alerts', 'application/json')).statusCode).toBe(404);
-    for (const url of ['/api/v1/nothing', '/api/', '/healthz/x', '/metrics', '/docs', '/assets/missing.js']) {
+    for (const url of [
+      '/api/v1/nothing',
+      '/api/',
+      '/healthz/x',
+      '/metrics/x',
+      '/docs',
+      '/assets/missing.js',
+    ]) {
       const res = await get(url);
       expect(res.statusCode, url).toBe(404);
       expect(res.json()).toMatchObject({ error: { code: 'not_found' } });
@@ -65,6 +72,10 @@ describe('the built dashboard', () => {
     // The API still answers as before.
     expect((await get('/healthz', '*/*')).statusCode).toBe(200);
     expect((await get('/api/v1/me', HTML)).statusCode).toBe(401);
+    // Prometheus metrics: asks for a token, never the page.
+    const metrics = await get('/metrics');
+    expect(metrics.statusCode).toBe(401);
+    expect(metrics.body).not.toBe(INDEX);
   });
 
   it('serves assets for a year, immutable; top-level files uncached', async () => {
