@@ -443,12 +443,13 @@ async function pagesOf(catalog: Catalog, endMs: number): Promise<Page[]> {
       '/api/v1/overview?tz=UTC',
       '/api/v1/clusters/summary',
       // The 14-day chart, as the page asks for it (from the rollups).
-      `/api/v1/stats/daily?by=business&from=${statsFrom(14)}`,
+      `/api/v1/stats/daily?by=business&from=${statsFrom(14)}&top=0`,
     ]),
     page('statistics (30 days)', () => [
       '/api/v1/stats/totals',
-      '/api/v1/stats/daily?by=business',
-      '/api/v1/stats/daily?by=node',
+      '/api/v1/stats/daily?by=business&top=8&rank=backups',
+      '/api/v1/stats/daily?by=business&top=8&rank=bytes',
+      '/api/v1/stats/daily?by=node&top=8&rank=bytes',
       '/api/v1/stats/share',
       '/api/v1/stats/throughput',
       '/api/v1/stats/queue',
@@ -457,7 +458,7 @@ async function pagesOf(catalog: Catalog, endMs: number): Promise<Page[]> {
     ]),
     page('statistics: one business by type', () => [
       `/api/v1/stats/totals?business=${biggest.game_id}`,
-      `/api/v1/stats/daily?by=type&business=${biggest.game_id}`,
+      `/api/v1/stats/daily?by=type&business=${biggest.game_id}&top=8&rank=backups`,
     ]),
     page('alerts', () => [
       '/api/v1/alerts?page=1&page_size=20&followed=true',

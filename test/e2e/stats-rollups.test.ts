@@ -375,6 +375,32 @@ describe.each(BACKENDS)('statistics rollups on %s', (backend) => {
       ]),
     );
 
+    // Folded to the top business by bytes: that one's rows as they are, the rest summed per day.
+    const top1 = await call('GET', '/api/v1/stats/daily?by=business&top=1&rank=bytes', t.tokens.viewer);
+    expect(top1.statusCode).toBe(200);
+    const bytesOf = (g: string) =>
+      sum(
+        want.daily.filter((r) => r.game_id === g),
+        'bytes',
+      );
+    const businesses = [...new Set(want.daily.map((r) => r.game_id))];
+    const biggest = [...businesses].sort((a, b) => bytesOf(b) - bytesOf(a) || (a < b ? -1 : 1))[0];
+    const top1Items = top1.json().items as Array<{ key: string; bytes: number; backups: number }>;
+    expect(new Set(top1Items.map((i) => i.key))).toEqual(new Set([biggest]));
+    const others = top1.json().other as Array<{ day: string; keys: number; bytes: number; backups: number }>;
+    expect(others.length).toBeGreaterThan(0);
+    const add = (list: ReadonlyArray<{ backups: number; bytes: number }>, c: 'backups' | 'bytes') =>
+      list.reduce((s, r) => s + r[c], 0);
+    expect(add(top1Items, 'backups') + add(others, 'backups')).toBe(sum(want.daily, 'backups'));
+    expect(add(others, 'bytes')).toBe(sum(want.daily, 'bytes') - bytesOf(biggest ?? ''));
+    expect(Math.max(...others.map((o) => o.keys))).toBeLessThanOrEqual(businesses.length - 1);
+    const unfolded = await call('GET', '/api/v1/stats/daily?by=business', t.tokens.viewer);
+    expect(unfolded.json().other).toBeUndefined();
+    for (const bad of ['top=-1', 'top=101', 'top=x', 'rank=size']) {
+      const answer = await call('GET', `/api/v1/stats/daily?${bad}`, t.tokens.viewer);
+      expect(answer.statusCode, bad).toBe(400);
+    }
+
     const byType = await call('GET', '/api/v1/stats/daily?by=type&business=31', t.tokens.viewer);
     const g31 = want.daily.filter((r) => r.game_id === '31');
     expect(byType.json().items.reduce((s: number, i: { backups: number }) => s + i.backups, 0)).toBe(

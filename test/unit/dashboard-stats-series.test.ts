@@ -1,6 +1,12 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { daysOf, pivotSeries, pivotTable, type SeriesPoint } from '../../web/src/stats-series.js';
+import {
+  daysOf,
+  pivotFolded,
+  pivotSeries,
+  pivotTable,
+  type SeriesPoint,
+} from '../../web/src/stats-series.js';
 
 const day = (n: number) => new Date(Date.UTC(2026, 10, 1 + n)).toISOString();
 
@@ -58,5 +64,34 @@ describe('pivotSeries', () => {
         expect(pivot.keys.includes('other')).toBe(distinct > top);
       }),
     );
+  });
+});
+
+describe('pivotFolded', () => {
+  it('draws every kept key, then the server\'s "other" sums, without folding again', () => {
+    const days = [day(0), day(1), day(2)];
+    const kept: SeriesPoint[] = [
+      { at: day(0), key: 'a', value: 1 },
+      { at: day(1), key: 'b', value: 9 },
+      { at: day(2), key: 'c', value: 4 },
+    ];
+    const pivot = pivotFolded(
+      kept,
+      [
+        { at: day(1), value: 7 },
+        { at: day(9), value: 100 },
+      ],
+      days,
+      'other',
+    );
+    expect(pivot.keys).toEqual(['b', 'c', 'a', 'other']);
+    expect(pivot.values).toEqual([
+      [0, 9, 0],
+      [0, 0, 4],
+      [1, 0, 0],
+      [0, 7, 0],
+    ]);
+    // Nothing folded: no "other" series.
+    expect(pivotFolded(kept, [], days, 'other').keys).toEqual(['b', 'c', 'a']);
   });
 });

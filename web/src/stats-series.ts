@@ -71,3 +71,29 @@ export function pivotTable(pivot: Pivot, first: string): { header: string[]; row
     rows: pivot.buckets.map((b, i) => [b, ...pivot.values.map((series) => series[i] ?? 0)]),
   };
 }
+
+/**
+ * A series the server already folded (`top`): one series per key of `points`
+ * (none folded again), then `otherKey` from the server's per-bucket sums of
+ * the rest, when there were any.
+ */
+export function pivotFolded(
+  points: readonly SeriesPoint[],
+  other: ReadonlyArray<{ at: string; value: number }>,
+  buckets: readonly string[],
+  otherKey: string,
+): Pivot {
+  const pivot = pivotSeries(points, buckets, Number.POSITIVE_INFINITY, otherKey);
+  if (other.length === 0) return pivot;
+  const rest = pivotSeries(
+    other.map((o) => ({ ...o, key: otherKey })),
+    buckets,
+    1,
+    otherKey,
+  ).values[0];
+  return {
+    ...pivot,
+    keys: [...pivot.keys, otherKey],
+    values: [...pivot.values, rest ?? buckets.map(() => 0)],
+  };
+}

@@ -1,19 +1,9 @@
 /** The shapes the API answers, as the dashboard reads them. */
+import type { AlertState } from '../../src/server/alerts/alert-kind';
 import type { Role } from './api';
 
-export type AlertState = 'open' | 'acknowledged' | 'resolved';
-
-export const ALERT_TYPES = [
-  'script_failed',
-  'overdue',
-  'stuck',
-  'illegal',
-  'transfer_failed',
-  'integrity',
-  'node_paused',
-  'node_offline',
-  'queue_backlog',
-] as const;
+/** The server's own alert vocabulary (pure data, bundled as it is). */
+export { ALERT_TYPES, type AlertState } from '../../src/server/alerts/alert-kind';
 
 export interface Alert {
   id: number;
@@ -221,7 +211,12 @@ export interface StatsDaily {
   to: string;
   by: 'business' | 'node' | 'type';
   items: (StatsSums & { day: string; key: string })[];
+  /** With `top`: per day, the sums of the keys folded away and how many they were. */
+  other?: (StatsSums & { day: string; keys: number })[];
 }
+
+/** The sums of one row of a daily series, kept or folded. */
+export type StatsDailySums = StatsSums & { day: string };
 
 export interface StatsShare {
   from: string;

@@ -2,11 +2,13 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { ApiError } from '../api-error.js';
 import type { AppContext } from '../app-context.js';
+import { foldTopKeys, MAX_TOP_KEYS, type SeriesRow } from '../stats/fold-top-keys.js';
+import { sumByKey, sumRows } from '../stats/series-sums.js';
+import { SharedReads } from '../stats/shared-reads.js';
 import {
   queueFlows,
-  rollupByBusiness,
   rollupSeries,
-  rollupTotals,
+  type SeriesKey,
   type StatsFilter,
   slowestTransfers,
   topFailing,
@@ -78,6 +80,42 @@ const shown = <T extends { transfer_ms: number }>({ transfer_ms, ...rest }: T) =
   transfer_seconds: transfer_ms / 1000,
 });
 
+const SERIES_BY = ['business', 'node', 'type'] as const;
+type SeriesBy = (typeof SERIES_BY)[number];
+
+/** The per-bucket series' query: by which key, and optionally folded to the `top` keys by `rank`. */
+const SeriesQuerySchema = StatsQuerySchema.extend({
+  by: z.enum(SERIES_BY).default('business'),
+  /** Keep the rows of this many keys (biggest `rank` total first); the rest is summed per bucket in `other`. */
+  top: z.coerce.number().int().min(0).max(MAX_TOP_KEYS).optional(),
+  rank: z.enum(['backups', 'bytes', 'failures']).default('backups'),
+});
+type SeriesQuery = z.infer<typeof SeriesQuerySchema>;
+
+const seriesKey = (by: SeriesBy): SeriesKey => (by === 'business' ? 'game_id' : by);
+
+function seriesAnswer<B extends 'day' | 'hour'>(bucket: B) {
+  const at = { [bucket]: z.string() } as { [K in B]: z.ZodString };
+  return z.object({
+    ...RangeSchema,
+    by: z.enum(SERIES_BY),
+    items: z.array(z.object({ ...at, key: z.string(), ...SumsSchema.shape })),
+    /** Present when `top` was given: per bucket, the folded keys' sums and how many keys they were. */
+    other: z.array(z.object({ ...at, keys: z.number().int(), ...SumsSchema.shape })).optional(),
+  });
+}
+
+/** A series' rows as the API shows them, folded when the query asks for `top`. */
+function folded<B extends 'day' | 'hour'>(rows: SeriesRow[], query: SeriesQuery, bucket: B) {
+  const show = <T extends { day: number; transfer_ms: number }>({ day, ...rest }: T) =>
+    ({ ...shown(rest), [bucket]: isoTime(day) }) as Omit<T, 'day' | 'transfer_ms'> & {
+      transfer_seconds: number;
+    } & { [K in B]: string };
+  if (query.top === undefined) return { items: rows.map(show) };
+  const fold = foldTopKeys(rows, query.top, query.rank);
+  return { items: fold.items.map(show), other: fold.other.map(show) };
+}
+
 /**
  * `GET /api/v1/stats/…`: statistics from the rollups (docs/operations.md,
  * Statistics). Every route takes from / to (default the last 30 UTC days),
@@ -86,6 +124,19 @@ const shown = <T extends { transfer_ms: number }>({ transfer_ms, ...rest }: T) =
 export function statsRoutes(ctx: AppContext): FastifyPluginAsyncZod {
   const db = ctx.catalog.db;
   const days = { defaultDays: DEFAULT_RANGE_DAYS, maxDays: MAX_RANGE_DAYS };
+  // Totals, share and the per-day series of one range and filter come from one rollup read.
+  const reads = new SharedReads();
+  const series = (
+    range: StatsRange,
+    query: StatsQuery,
+    key: SeriesKey,
+    grain: 'day' | 'hour' = 'day',
+  ): Promise<SeriesRow[]> => {
+    const filter = filterOf(query);
+    return reads.read(JSON.stringify([range.fromMs, range.toMs, filter, key, grain]), () =>
+      rollupSeries(db, range, filter, key, grain),
+    );
+  };
   return async (app) => {
     app.get(
       '/api/v1/stats/totals',
@@ -98,7 +149,7 @@ export function statsRoutes(ctx: AppContext): FastifyPluginAsyncZod {
       },
       async (request) => {
         const range = rangeOf(request.query, ctx.clock().getTime(), days);
-        const totals = await rollupTotals(db, range, filterOf(request.query));
+        const totals = sumRows(await series(range, request.query, 'game_id'));
         return { from: isoTime(range.fromMs), to: isoTime(range.toMs), ...shown(totals) };
       },
     );
@@ -107,31 +158,19 @@ export function statsRoutes(ctx: AppContext): FastifyPluginAsyncZod {
       '/api/v1/stats/daily',
       {
         config: { access: 'viewer' },
-        schema: {
-          querystring: StatsQuerySchema.extend({
-            by: z.enum(['business', 'node', 'type']).default('business'),
-          }),
-          response: {
-            200: z.object({
-              ...RangeSchema,
-              by: z.enum(['business', 'node', 'type']),
-              items: z.array(z.object({ day: z.string(), key: z.string(), ...SumsSchema.shape })),
-            }),
-          },
-        },
+        schema: { querystring: SeriesQuerySchema, response: { 200: seriesAnswer('day') } },
       },
       async (request) => {
         const { by } = request.query;
         if (by === 'type' && request.query.business.length !== 1)
           throw new ApiError(400, 'invalid_request', 'by=type needs exactly one business');
         const range = rangeOf(request.query, ctx.clock().getTime(), days);
-        const key = by === 'business' ? 'game_id' : by;
-        const rows = await rollupSeries(db, range, filterOf(request.query), key);
+        const rows = await series(range, request.query, seriesKey(by));
         return {
           from: isoTime(range.fromMs),
           to: isoTime(range.toMs),
           by,
-          items: rows.map((r) => ({ ...shown(r), day: isoTime(r.day) })),
+          ...folded(rows, request.query, 'day'),
         };
       },
     );
@@ -140,18 +179,7 @@ export function statsRoutes(ctx: AppContext): FastifyPluginAsyncZod {
       '/api/v1/stats/hourly',
       {
         config: { access: 'viewer' },
-        schema: {
-          querystring: StatsQuerySchema.extend({
-            by: z.enum(['business', 'node', 'type']).default('business'),
-          }),
-          response: {
-            200: z.object({
-              ...RangeSchema,
-              by: z.enum(['business', 'node', 'type']),
-              items: z.array(z.object({ hour: z.string(), key: z.string(), ...SumsSchema.shape })),
-            }),
-          },
-        },
+        schema: { querystring: SeriesQuerySchema, response: { 200: seriesAnswer('hour') } },
       },
       async (request) => {
         const { by } = request.query;
@@ -159,13 +187,12 @@ export function statsRoutes(ctx: AppContext): FastifyPluginAsyncZod {
           defaultDays: DEFAULT_HOURLY_DAYS,
           maxDays: MAX_HOURLY_DAYS,
         });
-        const key = by === 'business' ? 'game_id' : by;
-        const rows = await rollupSeries(db, range, filterOf(request.query), key, 'hour');
+        const rows = await series(range, request.query, seriesKey(by), 'hour');
         return {
           from: isoTime(range.fromMs),
           to: isoTime(range.toMs),
           by,
-          items: rows.map(({ day, ...r }) => ({ ...shown(r), hour: isoTime(day) })),
+          ...folded(rows, request.query, 'hour'),
         };
       },
     );
@@ -194,7 +221,10 @@ export function statsRoutes(ctx: AppContext): FastifyPluginAsyncZod {
       },
       async (request) => {
         const range = rangeOf(request.query, ctx.clock().getTime(), days);
-        const rows = await rollupByBusiness(db, range, filterOf(request.query));
+        const rows = sumByKey(await series(range, request.query, 'game_id')).map(({ key, ...sums }) => ({
+          game_id: key,
+          ...sums,
+        }));
         const backups = rows.reduce((n, r) => n + r.backups, 0);
         const bytes = rows.reduce((n, r) => n + r.bytes, 0);
         return {
@@ -236,7 +266,7 @@ export function statsRoutes(ctx: AppContext): FastifyPluginAsyncZod {
       },
       async (request) => {
         const range = rangeOf(request.query, ctx.clock().getTime(), days);
-        const rows = await rollupSeries(db, range, filterOf(request.query), 'node');
+        const rows = await series(range, request.query, 'node');
         return {
           from: isoTime(range.fromMs),
           to: isoTime(range.toMs),

@@ -42,7 +42,8 @@ export const ROLLUP_COUNTERS: ReadonlyArray<keyof RollupCounts> = [
   'deleted_bytes',
 ];
 
-const ZERO: RollupCounts = {
+/** Every counter at 0. */
+export const ZERO_COUNTS: Readonly<RollupCounts> = {
   backups: 0,
   failures: 0,
   bytes: 0,
@@ -63,7 +64,7 @@ export interface BackupFacts {
 export function ingested(backup: BackupFacts & { status: string }, bucketSize: number): RollupIncrement {
   return {
     ...keyOf(backup, '', bucketSize),
-    ...ZERO,
+    ...ZERO_COUNTS,
     backups: 1,
     failures: backup.status === 'ok' ? 0 : 1,
   };
@@ -78,10 +79,10 @@ export function stored(
   bucketSize: number,
 ): RollupIncrement[] {
   return [
-    { ...keyOf(backup, '', bucketSize), ...ZERO, backups: -1 },
+    { ...keyOf(backup, '', bucketSize), ...ZERO_COUNTS, backups: -1 },
     {
       ...keyOf(backup, backup.node, bucketSize),
-      ...ZERO,
+      ...ZERO_COUNTS,
       backups: 1,
       bytes: backup.size,
       transfer_ms: backup.transferMs,
@@ -95,7 +96,12 @@ export function deleted(
   backup: BackupFacts & { size: number; node: string },
   bucketSize: number,
 ): RollupIncrement {
-  return { ...keyOf(backup, backup.node, bucketSize), ...ZERO, deleted: 1, deleted_bytes: backup.size };
+  return {
+    ...keyOf(backup, backup.node, bucketSize),
+    ...ZERO_COUNTS,
+    deleted: 1,
+    deleted_bytes: backup.size,
+  };
 }
 
 function keyOf(backup: BackupFacts, node: string, bucketSize: number): RollupKey {

@@ -71,20 +71,6 @@ function sums(row: RawSums): RollupSums {
   };
 }
 
-/** The range's sums over every row the filter keeps. */
-export async function rollupTotals(
-  db: CatalogDb,
-  range: StatsRange,
-  filter: StatsFilter,
-): Promise<RollupSums> {
-  const row = await db
-    .selectFrom('daily_stats')
-    .select(sumColumns)
-    .where(rollupWhere(range, filter))
-    .executeTakeFirstOrThrow();
-  return sums(row);
-}
-
 export type SeriesKey = 'game_id' | 'node' | 'type';
 
 /**
@@ -113,22 +99,6 @@ export async function rollupSeries(
     .orderBy(`daily_stats.${key}`)
     .execute();
   return rows.map((r) => ({ day: num(r.day), key: String(r.key), ...sums(r) }));
-}
-
-/** The range's sums per business, ordered by business. */
-export async function rollupByBusiness(
-  db: CatalogDb,
-  range: StatsRange,
-  filter: StatsFilter,
-): Promise<Array<RollupSums & { game_id: string }>> {
-  const rows = await db
-    .selectFrom('daily_stats')
-    .select((eb) => [eb.ref('daily_stats.game_id').as('game_id'), ...sumColumns(eb)])
-    .where(rollupWhere(range, filter))
-    .groupBy('daily_stats.game_id')
-    .orderBy('daily_stats.game_id')
-    .execute();
-  return rows.map((r) => ({ game_id: r.game_id, ...sums(r) }));
 }
 
 /** Per-minute queue flows from `fromMs` on, per cluster (with its name), and each cluster's depth now. */

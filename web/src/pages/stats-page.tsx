@@ -26,12 +26,13 @@ import { downloadCsv } from '../download-csv';
 import { EChart } from '../echart';
 import { formatBytes, formatDuration, formatTime, splitList } from '../format';
 import { PageState } from '../page-state';
-import { daysOf, type Pivot, pivotSeries, pivotTable } from '../stats-series';
+import { daysOf, type Pivot, pivotFolded, pivotSeries, pivotTable } from '../stats-series';
 import type {
   BackupType,
   Business,
   ClusterSummary,
   StatsDaily,
+  StatsDailySums,
   StatsQueue,
   StatsShare,
   StatsSlowest,
@@ -147,9 +148,17 @@ export function StatsPage() {
   };
   const other = t('stats.other');
   const totals = useStats<StatsTotals>('totals', filter);
-  const byBusiness = useStats<StatsDaily>('daily', filter, { by: 'business' });
-  const byNode = useStats<StatsDaily>('daily', filter, { by: 'node' });
-  const byType = useStats<StatsDaily>('daily', filter, { by: 'type' }, businesses.length === 1);
+  // Each chart asks for its top keys by what it draws; the server sums the rest per day as "other".
+  const top = String(TOP_KEYS);
+  const byBusiness = useStats<StatsDaily>('daily', filter, { by: 'business', top, rank: 'backups' });
+  const bytesBusiness = useStats<StatsDaily>('daily', filter, { by: 'business', top, rank: 'bytes' });
+  const byNode = useStats<StatsDaily>('daily', filter, { by: 'node', top, rank: 'bytes' });
+  const byType = useStats<StatsDaily>(
+    'daily',
+    filter,
+    { by: 'type', top, rank: 'backups' },
+    businesses.length === 1,
+  );
   const share = useStats<StatsShare>('share', filter);
   const throughput = useStats<StatsThroughput>('throughput', filter);
   const queue = useStats<StatsQueue>('queue', filter);
@@ -169,18 +178,18 @@ export function StatsPage() {
   });
 
   const days = totals.data ? daysOf(totals.data.from, totals.data.to) : [];
-  const daily = (answer: StatsDaily | undefined, value: (i: StatsDaily['items'][number]) => number) =>
-    pivotSeries(
+  const daily = (answer: StatsDaily | undefined, value: (i: StatsDailySums) => number) =>
+    pivotFolded(
       (answer?.items ?? [])
         .filter((i) => i.key !== '')
         .map((i) => ({ at: i.day, key: i.key, value: value(i) })),
+      (answer?.other ?? []).map((o) => ({ at: o.day, value: value(o) })),
       days,
-      TOP_KEYS,
       other,
     );
   const backupsByBusiness = daily(byBusiness.data, (i) => i.backups);
   const failuresByBusiness = daily(byBusiness.data, (i) => i.failures);
-  const bytesByBusiness = daily(byBusiness.data, (i) => i.bytes);
+  const bytesByBusiness = daily(bytesBusiness.data, (i) => i.bytes);
   const bytesByNode = daily(byNode.data, (i) => i.bytes);
   const backupsByType = daily(byType.data, (i) => i.backups);
   const rateByNode = pivotSeries(
@@ -347,10 +356,10 @@ export function StatsPage() {
           <ChartCard
             title={t('stats.bytesByBusiness')}
             testId="chart-bytes-business"
-            loading={byBusiness.isLoading}
-            error={byBusiness.error}
+            loading={bytesBusiness.isLoading}
+            error={bytesBusiness.error}
             empty={bytesByBusiness.keys.length === 0}
-            csv={byBusiness.data ? pivotCsv('gib-by-business.csv', bytesByBusiness, GiB) : null}
+            csv={bytesBusiness.data ? pivotCsv('gib-by-business.csv', bytesByBusiness, GiB) : null}
           >
             <EChart option={pivotOption(bytesByBusiness, 'line', GiB, 'GiB')} />
           </ChartCard>

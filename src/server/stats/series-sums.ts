@@ -1,0 +1,29 @@
+import { ROLLUP_COUNTERS, type RollupCounts, ZERO_COUNTS } from './rollup-increments.js';
+
+/**
+ * Sums of a per-bucket series' rows: over everything (the range's totals) and
+ * per key (a business's share). Pure; the statistics API derives its totals
+ * and shares from the same rows as its per-day series.
+ */
+
+export function sumRows(rows: ReadonlyArray<RollupCounts>): RollupCounts {
+  const sum = { ...ZERO_COUNTS };
+  for (const row of rows) for (const counter of ROLLUP_COUNTERS) sum[counter] += row[counter];
+  return sum;
+}
+
+/** Per key, ordered by key (code unit order, as SQL's C collation and `<`). */
+export function sumByKey(
+  rows: ReadonlyArray<RollupCounts & { key: string }>,
+): Array<RollupCounts & { key: string }> {
+  const byKey = new Map<string, RollupCounts & { key: string }>();
+  for (const row of rows) {
+    let sum = byKey.get(row.key);
+    if (sum === undefined) {
+      sum = { key: row.key, ...ZERO_COUNTS };
+      byKey.set(row.key, sum);
+    }
+    for (const counter of ROLLUP_COUNTERS) sum[counter] += row[counter];
+  }
+  return [...byKey.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+}
