@@ -1,12 +1,13 @@
-import { sql, type Transaction } from 'kysely';
+import { type RawBuilder, sql, type Transaction } from 'kysely';
 import type { CatalogDb } from '../catalog/database.js';
+import { runTogether } from '../catalog/run-together.js';
 import type { CatalogSchema, NewBackup, NewTransferJob } from '../catalog/schema.js';
 import { IN_LIST_BATCH, INSERT_BATCH, inBatches } from '../catalog/statement-batches.js';
 import { isPriority, type Priority, priorityRank } from '../shared/priority.js';
 import type { Report, ReportReceipt } from '../shared/report.js';
 import { ApiError } from './api-error.js';
 import { decideIngest, type IllegalReportPolicy, identityOf, type RegistryEntry } from './ingest-decision.js';
-import { recordRollups } from './stats/record-rollups.js';
+import { rollupStatements } from './stats/record-rollups.js';
 import { queueEvent } from './stats/rollup-increments.js';
 
 export interface IngestSettings {
@@ -127,11 +128,6 @@ export async function storeReports(
     })),
   );
   await linkBaseFullsWithinGroup(trx, toInsert, insertedIds);
-  await touchInstances(
-    trx,
-    toInsert.filter((t) => insertedIds.has(t.row.report_id)).map((t) => t.row),
-    nowMs,
-  );
 
   for (const t of toInsert) {
     const report = reports[t.index] as Report;
@@ -173,13 +169,24 @@ export async function storeReports(
         ? { ok: true, result: { created: false, receipt: { ...first.result.receipt, duplicate: true } } }
         : (first ?? { ok: false, error: new ApiError(500, 'internal', 'report was not stored') });
   });
-  await touchHosts(trx, submissions, outcomes, nowMs);
-  // Last, so the rollup rows every ingest touches stay locked for as short a time as possible.
-  await recordRollups(
-    trx,
-    toInsert.filter((t) => insertedIds.has(t.row.report_id)).map((t) => ({ event: 'ingested', ...t.row })),
-    jobs.map((t) => queueEvent(nowMs, t.row.cluster_id, 'enqueued')),
-  );
+  // The instances, the hosts and the rollups in one round trip, last: the rollup rows every
+  // ingest touches then stay locked for as short a time as possible.
+  const inserted = toInsert.filter((t) => insertedIds.has(t.row.report_id)).map((t) => t.row);
+  await runTogether(trx, [
+    ...touchInstances(inserted, nowMs),
+    ...touchHosts(submissions, outcomes, nowMs),
+    ...rollupStatements(
+      trx,
+      inserted.map((row) => ({
+        event: 'ingested',
+        created_at: row.created_at,
+        game_id: row.game_id,
+        type: row.type,
+        status: row.status,
+      })),
+      jobs.map((t) => queueEvent(nowMs, t.row.cluster_id, 'enqueued')),
+    ),
+  ]);
   return outcomes as IngestOutcome[];
 }
 
@@ -434,7 +441,8 @@ async function insertJobs(trx: Trx, rows: readonly NewTransferJob[]): Promise<Ma
  * newest backup time; a newer success clears the due time for the alert
  * engine to recompute from it, and any report ends the run the agent announced.
  */
-async function touchInstances(trx: Trx, rows: readonly NewBackup[], nowMs: number): Promise<void> {
+/** Updates of the instances that reported: last report, last success, due time (see `runTogether`). */
+function touchInstances(rows: readonly NewBackup[], nowMs: number): Array<RawBuilder<unknown>> {
   const latest = new Map<number, number | null>();
   for (const row of rows) {
     if (row.instance_id === null || row.instance_id === undefined) continue;
@@ -442,11 +450,11 @@ async function touchInstances(trx: Trx, rows: readonly NewBackup[], nowMs: numbe
     const seen = latest.get(row.instance_id) ?? null;
     latest.set(row.instance_id, success === null ? seen : Math.max(seen ?? success, success));
   }
-  for (const part of inBatches([...latest], INSERT_BATCH)) {
+  return inBatches([...latest], INSERT_BATCH).map((part) => {
     const values = sql.join(
       part.map(([id, success]) => sql`(cast(${id} as bigint), cast(${success} as bigint))`),
     );
-    await sql`
+    return sql`
       with v(id, success) as (values ${values})
       update instances set
         last_report_at = ${nowMs},
@@ -459,33 +467,32 @@ async function touchInstances(trx: Trx, rows: readonly NewBackup[], nowMs: numbe
           then null else instances.next_due_at end,
         run_started_at = null,
         run_deadline_at = null
-      from v where instances.id = v.id`.execute(trx);
-  }
+      from v where instances.id = v.id`;
+  });
 }
 
 /** Marks the hosts that reported as seen, with the address and version of their newest stored report. */
-async function touchHosts(
-  trx: Trx,
+function touchHosts(
   submissions: readonly Submission[],
   outcomes: ReadonlyArray<IngestOutcome | undefined>,
   nowMs: number,
-): Promise<void> {
+): Array<RawBuilder<unknown>> {
   const seen = new Map<number, { ip: string; version: string; port: number | null; tls: number }>();
   submissions.forEach((s, i) => {
     if (!outcomes[i]?.ok) return;
     const { host_ip, agent_version, pull_port, pull_tls } = s.report;
     seen.set(s.host.hostId, { ip: host_ip, version: agent_version, port: pull_port, tls: pull_tls ? 1 : 0 });
   });
-  for (const part of inBatches([...seen], INSERT_BATCH)) {
+  return inBatches([...seen], INSERT_BATCH).map((part) => {
     const values = sql.join(
       part.map(
         ([id, v]) =>
           sql`(cast(${id} as bigint), cast(${v.ip} as text), cast(${v.version} as text), cast(${v.port} as integer), cast(${v.tls} as integer))`,
       ),
     );
-    await sql`
+    return sql`
       with v(id, ip, version, port, tls) as (values ${values})
       update hosts set last_seen_at = ${nowMs}, ip = v.ip, agent_version = v.version, pull_port = v.port, pull_tls = v.tls
-      from v where hosts.id = v.id`.execute(trx);
-  }
+      from v where hosts.id = v.id`;
+  });
 }

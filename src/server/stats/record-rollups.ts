@@ -1,4 +1,5 @@
 import { type Kysely, type RawBuilder, SqliteAdapter, sql } from 'kysely';
+import { runTogether } from '../../catalog/run-together.js';
 import type { CatalogSchema } from '../../catalog/schema.js';
 import { INSERT_BATCH, inBatches } from '../../catalog/statement-batches.js';
 import {
@@ -45,31 +46,46 @@ function shardFor(trx: Trx): number {
 /**
  * Adds a batch of backup events to `daily_stats` and `hourly_stats`, and queue
  * events (enqueued, done, dead per minute × cluster) to `queue_stats`, inside
- * the caller's transaction: one upsert row per distinct key, in key order. On
- * PostgreSQL the upserts go as one statement (data-modifying WITH), one round
- * trip; SQLite runs them one by one (in process, no round trips).
+ * the caller's transaction: one upsert row per distinct key, in key order, all
+ * in one round trip on PostgreSQL (run-together.ts).
  */
 export async function recordRollups(
   trx: Trx,
   events: readonly BackupEvent[],
   queue: readonly QueueIncrement[],
 ): Promise<void> {
-  if (events.length === 0 && queue.length === 0) return;
+  await runTogether(trx, rollupStatements(trx, events, queue));
+}
+
+/**
+ * The statements `recordRollups` runs, for a caller that runs them together
+ * with its own. SQLite: multi-row upserts (each text prepared once per row
+ * count). PostgreSQL: one upsert per table whatever the batch, its rows passed
+ * as arrays (a fixed text with a fixed number of parameters).
+ */
+export function rollupStatements(
+  trx: Trx,
+  events: readonly BackupEvent[],
+  queue: readonly QueueIncrement[],
+): Array<RawBuilder<unknown>> {
+  if (events.length === 0 && queue.length === 0) return [];
   const shard = shardFor(trx);
+  const sqlite = trx.getExecutor().adapter instanceof SqliteAdapter;
   const statements: Array<RawBuilder<unknown>> = [];
   if (events.length > 0) {
-    for (const { table, bucketMs } of ROLLUP_TABLES)
-      statements.push(...rollupUpserts(table, rollupIncrements(events, bucketMs), shard));
+    for (const { table, bucketMs } of ROLLUP_TABLES) {
+      const rows = rollupIncrements(events, bucketMs);
+      if (rows.length === 0) continue;
+      if (sqlite) statements.push(...rollupUpserts(table, rows, shard));
+      else statements.push(rollupUpsertFromArrays(table, rows, shard));
+    }
   }
-  statements.push(...queueUpserts(sumQueueIncrements(queue), shard));
-  const last = statements.at(-1);
-  if (last === undefined) return;
-  if (trx.getExecutor().adapter instanceof SqliteAdapter || statements.length === 1) {
-    for (const statement of statements) await statement.execute(trx);
-    return;
+  const queueRows = sumQueueIncrements(queue);
+  if (queueRows.length > 0) {
+    if (sqlite) statements.push(...queueUpserts(queueRows, shard));
+    else statements.push(queueUpsertFromArrays(queueRows, shard));
   }
-  const earlier = statements.slice(0, -1).map((statement, i) => sql`${sql.raw(`u${i}`)} as (${statement})`);
-  await sql`with ${sql.join(earlier)} ${last}`.execute(trx);
+  return statements;
 }
 
 export function recordBackupEvents(trx: Trx, events: readonly BackupEvent[]): Promise<void> {
@@ -87,7 +103,7 @@ function rollupUpserts(
 ): Array<RawBuilder<unknown>> {
   const target = sql.table(table);
   const columns = sql.raw(['bucket', 'game_id', 'type', 'node', 'shard', ...ROLLUP_COUNTERS].join(', '));
-  const updates = sql.raw(ROLLUP_COUNTERS.map((c) => `${c} = ${table}.${c} + excluded.${c}`).join(', '));
+  const updates = addedCounters(table, ROLLUP_COUNTERS);
   return inBatches(rows, INSERT_BATCH).map((part) => {
     const values = sql.join(
       part.map(
@@ -100,15 +116,49 @@ function rollupUpserts(
   });
 }
 
+/** What an upsert adds on a conflict: each counter to the row's own. */
+function addedCounters(table: string, counters: readonly string[]): RawBuilder<unknown> {
+  return sql.raw(counters.map((c) => `${c} = ${table}.${c} + excluded.${c}`).join(', '));
+}
+
+function rollupUpsertFromArrays(
+  table: RollupTable,
+  rows: readonly RollupIncrement[],
+  shard: number,
+): RawBuilder<unknown> {
+  const counters = sql.raw(ROLLUP_COUNTERS.join(', '));
+  const arrays = [
+    sql`cast(${rows.map((r) => r.bucket)} as bigint[])`,
+    sql`cast(${rows.map((r) => r.game_id)} as text[])`,
+    sql`cast(${rows.map((r) => r.type)} as text[])`,
+    sql`cast(${rows.map((r) => r.node)} as text[])`,
+    ...ROLLUP_COUNTERS.map((c) => sql`cast(${rows.map((r) => r[c])} as bigint[])`),
+  ];
+  return sql`insert into ${sql.table(table)} (bucket, game_id, type, node, shard, ${counters})
+    select v.bucket, v.game_id, v.type, v.node, cast(${shard} as integer), ${counters}
+    from unnest(${sql.join(arrays)}) as v(bucket, game_id, type, node, ${counters})
+    on conflict (bucket, game_id, type, node, shard) do update set ${addedCounters(table, ROLLUP_COUNTERS)}`;
+}
+
+function queueUpsertFromArrays(rows: readonly QueueIncrement[], shard: number): RawBuilder<unknown> {
+  return sql`insert into queue_stats (minute, cluster_id, shard, enqueued, done, dead)
+    select v.minute, v.cluster_id, cast(${shard} as integer), v.enqueued, v.done, v.dead
+    from unnest(
+      cast(${rows.map((q) => q.minute)} as bigint[]), cast(${rows.map((q) => q.cluster_id)} as bigint[]),
+      cast(${rows.map((q) => q.enqueued)} as bigint[]), cast(${rows.map((q) => q.done)} as bigint[]),
+      cast(${rows.map((q) => q.dead)} as bigint[])
+    ) as v(minute, cluster_id, enqueued, done, dead)
+    on conflict (minute, cluster_id, shard) do update set ${addedCounters('queue_stats', QUEUE_COUNTERS)}`;
+}
+
+const QUEUE_COUNTERS = ['enqueued', 'done', 'dead'] as const;
+
 function queueUpserts(rows: readonly QueueIncrement[], shard: number): Array<RawBuilder<unknown>> {
   return inBatches(rows, INSERT_BATCH).map((part) => {
     const values = sql.join(
       part.map((q) => sql`(${sql.join([q.minute, q.cluster_id, shard, q.enqueued, q.done, q.dead])})`),
     );
     return sql`insert into queue_stats (minute, cluster_id, shard, enqueued, done, dead) values ${values}
-      on conflict (minute, cluster_id, shard) do update set
-        enqueued = queue_stats.enqueued + excluded.enqueued,
-        done = queue_stats.done + excluded.done,
-        dead = queue_stats.dead + excluded.dead`;
+      on conflict (minute, cluster_id, shard) do update set ${addedCounters('queue_stats', QUEUE_COUNTERS)}`;
   });
 }

@@ -60,14 +60,35 @@ export interface BackupFacts {
   type: string;
 }
 
+/** One increment, always built with the same fields in the same order (one object shape). */
+function increment(
+  key: RollupKey,
+  backups: number,
+  failures: number,
+  bytes: number,
+  transfer_ms: number,
+  transfers: number,
+  deleted: number,
+  deleted_bytes: number,
+): RollupIncrement {
+  return {
+    bucket: key.bucket,
+    game_id: key.game_id,
+    type: key.type,
+    node: key.node,
+    backups,
+    failures,
+    bytes,
+    transfer_ms,
+    transfers,
+    deleted,
+    deleted_bytes,
+  };
+}
+
 /** A new report: one backup, a failure unless its status is ok; not stored yet (node ''). */
 export function ingested(backup: BackupFacts & { status: string }, bucketSize: number): RollupIncrement {
-  return {
-    ...keyOf(backup, '', bucketSize),
-    ...ZERO_COUNTS,
-    backups: 1,
-    failures: backup.status === 'ok' ? 0 : 1,
-  };
+  return increment(keyOf(backup, '', bucketSize), 1, backup.status === 'ok' ? 0 : 1, 0, 0, 0, 0, 0);
 }
 
 /**
@@ -79,15 +100,8 @@ export function stored(
   bucketSize: number,
 ): RollupIncrement[] {
   return [
-    { ...keyOf(backup, '', bucketSize), ...ZERO_COUNTS, backups: -1 },
-    {
-      ...keyOf(backup, backup.node, bucketSize),
-      ...ZERO_COUNTS,
-      backups: 1,
-      bytes: backup.size,
-      transfer_ms: backup.transferMs,
-      transfers: 1,
-    },
+    increment(keyOf(backup, '', bucketSize), -1, 0, 0, 0, 0, 0, 0),
+    increment(keyOf(backup, backup.node, bucketSize), 1, 0, backup.size, backup.transferMs, 1, 0, 0),
   ];
 }
 
@@ -96,12 +110,7 @@ export function deleted(
   backup: BackupFacts & { size: number; node: string },
   bucketSize: number,
 ): RollupIncrement {
-  return {
-    ...keyOf(backup, backup.node, bucketSize),
-    ...ZERO_COUNTS,
-    deleted: 1,
-    deleted_bytes: backup.size,
-  };
+  return increment(keyOf(backup, backup.node, bucketSize), 0, 0, 0, 0, 0, 1, backup.size);
 }
 
 function keyOf(backup: BackupFacts, node: string, bucketSize: number): RollupKey {
@@ -119,9 +128,9 @@ function keyText(k: RollupKey): string {
 
 function compareKeys(a: RollupKey, b: RollupKey): number {
   if (a.bucket !== b.bucket) return a.bucket - b.bucket;
-  for (const field of ['game_id', 'type', 'node'] as const) {
-    if (a[field] !== b[field]) return a[field] < b[field] ? -1 : 1;
-  }
+  if (a.game_id !== b.game_id) return a.game_id < b.game_id ? -1 : 1;
+  if (a.type !== b.type) return a.type < b.type ? -1 : 1;
+  if (a.node !== b.node) return a.node < b.node ? -1 : 1;
   return 0;
 }
 
@@ -136,10 +145,28 @@ export function sumIncrements(increments: readonly RollupIncrement[]): RollupInc
     const text = keyText(inc);
     const seen = byKey.get(text);
     if (!seen) {
-      byKey.set(text, { ...inc });
+      byKey.set(
+        text,
+        increment(
+          inc,
+          inc.backups,
+          inc.failures,
+          inc.bytes,
+          inc.transfer_ms,
+          inc.transfers,
+          inc.deleted,
+          inc.deleted_bytes,
+        ),
+      );
       continue;
     }
-    for (const counter of ROLLUP_COUNTERS) seen[counter] += inc[counter];
+    seen.backups += inc.backups;
+    seen.failures += inc.failures;
+    seen.bytes += inc.bytes;
+    seen.transfer_ms += inc.transfer_ms;
+    seen.transfers += inc.transfers;
+    seen.deleted += inc.deleted;
+    seen.deleted_bytes += inc.deleted_bytes;
   }
   return [...byKey.values()].filter((row) => ROLLUP_COUNTERS.some((c) => row[c] !== 0)).sort(compareKeys);
 }
@@ -196,11 +223,11 @@ export type BackupEvent =
 
 /** A batch of events as one increment per distinct rollup row of the given bucket size. */
 export function rollupIncrements(events: readonly BackupEvent[], bucketSize: number): RollupIncrement[] {
-  return sumIncrements(
-    events.flatMap((e) => {
-      if (e.event === 'ingested') return [ingested(e, bucketSize)];
-      if (e.event === 'stored') return stored(e, bucketSize);
-      return [deleted(e, bucketSize)];
-    }),
-  );
+  const increments: RollupIncrement[] = [];
+  for (const e of events) {
+    if (e.event === 'ingested') increments.push(ingested(e, bucketSize));
+    else if (e.event === 'stored') increments.push(...stored(e, bucketSize));
+    else increments.push(deleted(e, bucketSize));
+  }
+  return sumIncrements(increments);
 }
