@@ -15,6 +15,7 @@ import { type PeriodicTask, startPeriodicTask } from './periodic-task.js';
 import { sweepExpiredLeases } from './queue/sweep-leases.js';
 import { applyRetention } from './retention/apply-retention.js';
 import type { ServerSettings } from './server-settings.js';
+import { pruneFineRollups } from './stats/prune-rollups.js';
 
 /** How often queued notifications are sent (each round sends what is due). */
 const DELIVERY_ROUND_SECONDS = 2;
@@ -100,6 +101,16 @@ export async function startServer(settings: ServerSettings, log: Logger): Promis
               `notification to ${f.channel} failed for good: ${f.error}`,
             );
           }
+        },
+      }),
+      startPeriodicTask({
+        name: 'statistics prune',
+        everySeconds: 3600,
+        log,
+        run: async () => {
+          const pruned = await pruneFineRollups(catalog.db, Date.now());
+          if (pruned.hourly > 0 || pruned.queue > 0)
+            log.info(pruned, 'old hourly and per-minute statistics deleted');
         },
       }),
     ];
