@@ -58,10 +58,11 @@ describe('dashboard', () => {
   /** Each user signs in through the form once; later pages reuse the session (logins are rate-limited). */
   const signedIn = new Map<string, StorageState>();
 
-  async function signIn(name: string, path = '/'): Promise<Page> {
+  async function signIn(name: string, path = '/', browserZone?: string): Promise<Page> {
     const context = await browser.newContext({
       viewport: { width: 1440, height: 900 },
       locale: 'en-US',
+      ...(browserZone ? { timezoneId: browserZone } : {}),
       permissions: ['clipboard-read', 'clipboard-write'],
       storageState: signedIn.get(name),
     });
@@ -489,7 +490,8 @@ describe('dashboard', () => {
   });
 
   it('resolves an alert with a comment, and mutes an instance from its alert', async () => {
-    const page = await signIn('oscar', '/alerts?state=open');
+    // The browser runs in New York; oscar's zone is UTC: the mute time picked is UTC's.
+    const page = await signIn('oscar', '/alerts?state=open', 'America/New_York');
     const resolve = page.locator('[data-testid^="resolve-"]').first();
     await resolve.waitFor();
     const id = Number((await resolve.getAttribute('data-testid'))?.slice('resolve-'.length));
@@ -506,6 +508,7 @@ describe('dashboard', () => {
     const row = page.locator('tr').filter({ hasText: '5002/mysql/3307' }).first();
     await row.locator('[data-testid^="mute-"]').click();
     const picker = page.locator('.ant-modal .ant-picker input');
+    await page.getByText('Mute the instance until (UTC)').waitFor();
     await picker.fill('2030-01-02 03:04:05');
     await picker.press('Enter');
     await page.getByTestId('action-comment').fill('host being rebuilt');

@@ -1,7 +1,7 @@
-import dayjs from 'dayjs';
-import timezone from 'dayjs/plugin/timezone';
-import utc from 'dayjs/plugin/utc';
-import 'dayjs/locale/zh-cn';
+import dayjs, { type Dayjs } from 'dayjs';
+import timezone from 'dayjs/plugin/timezone.js';
+import utc from 'dayjs/plugin/utc.js';
+import 'dayjs/locale/zh-cn.js';
 
 dayjs.extend(utc);
 dayjs.extend(timezone);
@@ -15,6 +15,15 @@ export function setDisplayZone(tz: string): void {
 
 export function displayZone(): string {
   return zone;
+}
+
+/**
+ * A date and time picked in a form (a Dayjs in the browser's own zone) read
+ * as that wall-clock time in `zone`, the user's: "09:00" picked by a user in
+ * Asia/Shanghai is 01:00 UTC whatever zone the browser runs in. ISO, UTC.
+ */
+export function wallTimeIn(picked: Dayjs, zone: string): string {
+  return dayjs.tz(picked.format('YYYY-MM-DDTHH:mm:ss'), zone).toISOString();
 }
 
 export function formatTime(iso: string | null | undefined): string {

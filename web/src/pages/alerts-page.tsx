@@ -24,7 +24,7 @@ import { useEffect, useState } from 'react';
 import { useTranslation } from 'react-i18next';
 import { Link } from 'react-router';
 import { api, PAGE_SIZES, type Page } from '../api';
-import { formatTime, splitList } from '../format';
+import { displayZone, formatTime, splitList, wallTimeIn } from '../format';
 import { errorText, PageState } from '../page-state';
 import { useCan } from '../session';
 import { ALERT_TYPES, type Alert, type AlertSummary, type Business, type Instance } from '../types';
@@ -282,7 +282,7 @@ function ActionModal(props: { action: Action | null; onClose: () => void }) {
       );
       if (!instance) throw new Error(`${action.alert.subject}: not a registered instance`);
       await api.post(`/api/v1/instances/${instance.id}/mute`, {
-        until: values.until?.toISOString() ?? null,
+        until: values.until ? wallTimeIn(values.until, displayZone()) : null,
         comment: values.comment,
       });
     },
@@ -308,7 +308,11 @@ function ActionModal(props: { action: Action | null; onClose: () => void }) {
     >
       <Form form={form} layout="vertical" onFinish={(v) => run.mutate(v)}>
         {action?.kind === 'mute' && (
-          <Form.Item name="until" label={t('alerts.muteUntil')} rules={[{ required: true }]}>
+          <Form.Item
+            name="until"
+            label={`${t('alerts.muteUntil')} (${displayZone()})`}
+            rules={[{ required: true }]}
+          >
             <DatePicker showTime style={{ width: '100%' }} />
           </Form.Item>
         )}
