@@ -19,13 +19,17 @@ const FILE_MODE = 0o640;
 /**
  * The node's durable write path (DESIGN §3 invariants 3 and 5):
  *
- *   .incoming/<job>.part  ─append+hash─►  fsync  ─verify─►  link into place  ─►  fsync dir
- *                                                          ─►  sidecar (tmp, fsync, rename, fsync dir)
+ *   .incoming/<job>.part  ─append+hash─►  fsync  ─verify─►  link into place
+ *        ─►  sidecar (tmp in .incoming, fsync, rename beside the file)  ─►  fsync dir  ─►  unlink the part
  *
  * At every instant the final path holds nothing or a whole, verified file: the
  * file only appears there after its content was checked against the expected
- * size and BLAKE3 and fsynced. A file without a sidecar is the leftover of a
- * crash between the two steps; `node reindex` re-verifies it.
+ * size and BLAKE3 and fsynced. One directory fsync covers the link and the
+ * sidecar's rename; the transfer is reported complete only after it. A crash
+ * before it may leave the file without its sidecar, or (on file systems that
+ * do not keep the order of operations in a directory) the sidecar without its
+ * file; the part is still there, so a retry finishes the job, and `node
+ * reindex` reports either leftover (re-verifying a file without a sidecar).
  */
 
 /**
@@ -66,8 +70,10 @@ export interface CommitPartOptions {
   expected: { size: number; blake3: string };
   sidecar: Sidecar;
   /**
-   * The digest computed while the part was written (PartFile.finish). When it is
-   * missing, or its size disagrees with the file, the part is re-read and hashed.
+   * The digest computed while the part was written, given only once the part's
+   * content is fsynced (PartFile.finish; the rsync pull's hash-and-sync). When it
+   * is missing, or its size disagrees with the file, the part is re-read, hashed
+   * and fsynced here.
    */
   actual?: FileDigest;
 }
@@ -134,8 +140,8 @@ export async function commitPart(options: CommitPartOptions): Promise<CommitResu
     };
   }
 
-  // Durable before it becomes visible (a no-op when PartFile.finish already did it).
-  await fsyncFile(part);
+  // Durable before it becomes visible: a given digest comes with a synced part (see `actual`).
+  if (digest !== options.actual) await fsyncFile(part);
   await mkdirDurable(targetDir);
   let alreadyPresent = false;
   try {
@@ -157,9 +163,13 @@ export async function commitPart(options: CommitPartOptions): Promise<CommitResu
       throw error;
     }
   }
-  await fsyncDir(targetDir);
-  await removePart(root, jobId);
+  // One fsync of the directory makes both the link and the sidecar's rename durable; until
+  // it returns nothing is reported, and the part is kept for a retry (which adopts the file).
   await writeSidecar(root, jobId, target, sidecar, alreadyPresent);
+  // Not fsynced: should a crash bring the part back, the file is in place (a retry adopts it
+  // after checking it) and the stale-part sweep deletes the part a day later. Each directory
+  // fsync costs a journal commit, shared with every other transfer writing at the time.
+  await unlinkIfPresent(part);
   return { ok: true, path: target, relativePath, alreadyPresent };
 }
 
