@@ -1,4 +1,5 @@
-import { ROLLUP_COUNTERS, type RollupCounts, ZERO_COUNTS } from './rollup-increments.js';
+import { addCounts, type RollupCounts, ZERO_COUNTS } from './rollup-increments.js';
+import { byCodeUnits } from './series-sums.js';
 
 /**
  * A per-bucket series folded to its biggest keys: the rows of the `top` keys
@@ -31,7 +32,7 @@ export function foldTopKeys(rows: readonly SeriesRow[], top: number, rank: RankC
     if (row.key !== '') totals.set(row.key, (totals.get(row.key) ?? 0) + row[rank]);
   }
   const kept = [...totals.entries()]
-    .sort(([ka, a], [kb, b]) => b - a || (ka < kb ? -1 : ka > kb ? 1 : 0))
+    .sort(([ka, a], [kb, b]) => b - a || byCodeUnits(ka, kb))
     .slice(0, Math.max(0, top))
     .map(([key]) => key);
   const keep = new Set(kept);
@@ -48,7 +49,7 @@ export function foldTopKeys(rows: readonly SeriesRow[], top: number, rank: RankC
       other.set(row.day, sum);
     }
     sum.keys.add(row.key);
-    for (const counter of ROLLUP_COUNTERS) sum[counter] += row[counter];
+    addCounts(sum, row);
   }
   return {
     items,

@@ -86,6 +86,17 @@ function increment(
   };
 }
 
+/** Adds `from`'s counters to `into`'s (written out: it runs for every event of every ingest). */
+export function addCounts(into: RollupCounts, from: RollupCounts): void {
+  into.backups += from.backups;
+  into.failures += from.failures;
+  into.bytes += from.bytes;
+  into.transfer_ms += from.transfer_ms;
+  into.transfers += from.transfers;
+  into.deleted += from.deleted;
+  into.deleted_bytes += from.deleted_bytes;
+}
+
 /** A new report: one backup, a failure unless its status is ok; not stored yet (node ''). */
 export function ingested(backup: BackupFacts & { status: string }, bucketSize: number): RollupIncrement {
   return increment(keyOf(backup, '', bucketSize), 1, backup.status === 'ok' ? 0 : 1, 0, 0, 0, 0, 0);
@@ -160,13 +171,7 @@ export function sumIncrements(increments: readonly RollupIncrement[]): RollupInc
       );
       continue;
     }
-    seen.backups += inc.backups;
-    seen.failures += inc.failures;
-    seen.bytes += inc.bytes;
-    seen.transfer_ms += inc.transfer_ms;
-    seen.transfers += inc.transfers;
-    seen.deleted += inc.deleted;
-    seen.deleted_bytes += inc.deleted_bytes;
+    addCounts(seen, inc);
   }
   return [...byKey.values()].filter((row) => ROLLUP_COUNTERS.some((c) => row[c] !== 0)).sort(compareKeys);
 }

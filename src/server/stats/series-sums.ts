@@ -1,4 +1,4 @@
-import { ROLLUP_COUNTERS, type RollupCounts, ZERO_COUNTS } from './rollup-increments.js';
+import { addCounts, type RollupCounts, ZERO_COUNTS } from './rollup-increments.js';
 
 /**
  * Sums of a per-bucket series' rows: over everything (the range's totals) and
@@ -8,7 +8,7 @@ import { ROLLUP_COUNTERS, type RollupCounts, ZERO_COUNTS } from './rollup-increm
 
 export function sumRows(rows: ReadonlyArray<RollupCounts>): RollupCounts {
   const sum = { ...ZERO_COUNTS };
-  for (const row of rows) for (const counter of ROLLUP_COUNTERS) sum[counter] += row[counter];
+  for (const row of rows) addCounts(sum, row);
   return sum;
 }
 
@@ -23,7 +23,12 @@ export function sumByKey(
       sum = { key: row.key, ...ZERO_COUNTS };
       byKey.set(row.key, sum);
     }
-    for (const counter of ROLLUP_COUNTERS) sum[counter] += row[counter];
+    addCounts(sum, row);
   }
-  return [...byKey.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  return [...byKey.values()].sort((a, b) => byCodeUnits(a.key, b.key));
+}
+
+/** Text order by UTF-16 code units (as `<`, and SQL's C collation), whatever the locale. */
+export function byCodeUnits(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
