@@ -94,6 +94,11 @@ export interface NodeConfig {
   scrubPeriodSeconds: number;
   /** `metrics_listen`: serve `/metrics` without authentication here (a loopback or private address); null: off. */
   metricsListen: { host: string; port: number } | null;
+  /**
+   * `receiver_threads`: threads the HTTP pulls run on (receiver-pool.ts); 0 = on
+   * the main thread; null (`auto`, the default) = one per CPU, at most 4.
+   */
+  receiverThreads: number | null;
 }
 
 export interface NodeConfigResult {
@@ -126,6 +131,8 @@ export const DEFAULT_HEARTBEAT_SECONDS = 5;
 /** 32 MiB/s: a 1 TiB node is re-read in about 9 hours, a small share of a disk's throughput. */
 export const DEFAULT_SCRUB_BYTES_PER_SECOND = 32 * 1024 ** 2;
 export const DEFAULT_SCRUB_PERIOD_SECONDS = 7 * 86_400;
+/** The most `receiver_threads` a node may ask for. */
+export const MAX_RECEIVER_THREADS = 64;
 
 /** `listen` values that turn the restore file server off. */
 const LISTEN_OFF = ['off', 'none'];
@@ -158,6 +165,7 @@ const NODE_KEYS = [
   'scrub_bytes_per_second',
   'scrub_period',
   'metrics_listen',
+  'receiver_threads',
 ] as const;
 
 const REDIS_JOBS = 'the old storage node read its jobs from Redis; UBackup nodes lease them from server_url';
@@ -206,6 +214,17 @@ const scrubRateValue: Validator<number> = (raw) => {
   return bytes === null
     ? reject(`"${raw}" is not a rate (KB/s when bare; or e.g. 32M for 32 MiB/s; 0 = no scrub)`)
     : accept(bytes);
+};
+
+/** `auto`, or a whole number of threads from 0 to MAX_RECEIVER_THREADS. */
+const receiverThreadsValue: Validator<number | null> = (raw) => {
+  if (raw.toLowerCase() === 'auto') return accept(null);
+  const value = /^\d{1,3}$/.test(raw) ? Number(raw) : Number.NaN;
+  return value >= 0 && value <= MAX_RECEIVER_THREADS
+    ? accept(value)
+    : reject(
+        `"${raw}" is not a number of receiver threads (auto, or a whole number from 0 to ${MAX_RECEIVER_THREADS}; 0 = pull on the main thread)`,
+      );
 };
 
 const weightValue: Validator<number> = (raw) => {
@@ -297,6 +316,7 @@ function readGlobal(reader: SectionReader, host: string): NodeConfig | null {
   );
   const scrubPeriod = optionalKey(reader, 'scrub_period', seconds(1), DEFAULT_SCRUB_PERIOD_SECONDS);
   const metricsListen = optionalKey(reader, 'metrics_listen', listenOrOff, null);
+  const receiverThreads = optionalKey(reader, 'receiver_threads', receiverThreadsValue, null);
   const name = readName(reader, myIp, host);
   warnUnusedKeys(reader, NODE_KEYS, OBSOLETE_NODE_KEYS);
 
@@ -320,7 +340,8 @@ function readGlobal(reader: SectionReader, host: string): NodeConfig | null {
     stallTimeoutSeconds === undefined ||
     scrubRate === undefined ||
     scrubPeriod === undefined ||
-    metricsListen === undefined
+    metricsListen === undefined ||
+    receiverThreads === undefined
   ) {
     return null;
   }
@@ -345,6 +366,7 @@ function readGlobal(reader: SectionReader, host: string): NodeConfig | null {
     scrubBytesPerSecond: scrubRate,
     scrubPeriodSeconds: scrubPeriod,
     metricsListen: metricsListen === null ? null : { host: metricsListen.host, port: metricsListen.port },
+    receiverThreads,
   };
 }
 

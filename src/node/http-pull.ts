@@ -11,7 +11,7 @@ import {
   storedAbsolutePath,
   storedRelativePath,
 } from './storage-layout.js';
-import type { TokenBucket } from './token-bucket.js';
+import type { Limiter } from './token-bucket.js';
 
 /**
  * Pulls one leased file from the database host's agent over HTTP(S) into the
@@ -26,7 +26,7 @@ export interface PullHttpOptions {
   /** The node's `server_root_path`. */
   root: string;
   /** Every bucket a byte must pass: the node-wide one and the transfer's own. */
-  limiters: readonly TokenBucket[];
+  limiters: readonly Limiter[];
   /** Bytes in the part so far (resumed bytes included); called as data arrives. */
   onProgress?: (bytesDone: number) => void;
   /** Aborts the transfer (shutdown, lease lost); the part is kept for a resume. */
@@ -253,9 +253,10 @@ async function download(
 }
 
 /**
- * The body goes straight into the part's buffers. Limiters are consulted
- * only when one of them is limited; then reads are kept within its burst and
- * the socket waits (does not read) while the tokens come.
+ * The body goes straight into the part's buffer, which is written as it
+ * fills. Limiters are consulted only when one of them is limited; then reads
+ * are kept within its burst and the socket waits (does not read) while the
+ * tokens come.
  */
 function partSink(
   options: PullHttpOptions,
@@ -273,32 +274,24 @@ function partSink(
       return most < space.length ? space.subarray(0, most) : space;
     },
     written(bytes: number): Promise<void> | undefined {
-      const disk = part.commit(bytes);
+      part.commit(bytes);
       progress.bytesTransferred += bytes;
       options.onProgress?.(part.size);
       for (const limiter of limiters) {
-        if (limiter.bytesPerSecond > 0) return throttle(limiters, bytes, signal, disk);
+        if (limiter.bytesPerSecond > 0) return throttle(limiters, bytes, signal);
       }
-      return disk;
+      return undefined;
     },
   };
 }
 
-/** Passes `bytes` through every limiter in turn, and waits for the part's buffer if it had to. */
+/** Passes `bytes` through every limiter in turn. */
 async function throttle(
-  limiters: readonly TokenBucket[],
+  limiters: readonly Limiter[],
   bytes: number,
   signal: AbortSignal | undefined,
-  disk: Promise<void> | undefined,
 ): Promise<void> {
-  // Observe the disk's outcome now, so that a failed write is not an unhandled rejection meanwhile.
-  const settled = disk?.then(
-    () => null,
-    (error: unknown) => error,
-  );
   for (const limiter of limiters) await limiter.take(bytes, signal);
-  const error = await settled;
-  if (error !== null && error !== undefined) throw error;
 }
 
 async function sizeMismatch(

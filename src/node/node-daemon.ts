@@ -21,12 +21,12 @@ import { UBACKUP_VERSION } from '../shared/version.js';
 import { loadNodeConfig, type NodeConfig } from './config.js';
 import { createStoredDeleter } from './delete-stored.js';
 import { freeSpace } from './disk-space.js';
-import { pullHttp } from './http-pull.js';
 import { INCOMING_SWEEP_EVERY_MS, sweepIncoming } from './incoming-sweep.js';
 import { callServer } from './node-client.js';
 import { createNodeMetrics } from './node-metrics.js';
 import { type NodeState, readNodeState, writeNodeState } from './node-state.js';
 import { removePart } from './part-file.js';
+import { defaultReceiverThreads, ReceiverPool } from './receiver-pool.js';
 import { restoreAddress } from './restore-address.js';
 import { type RestoreServer, startRestoreServer } from './restore-server.js';
 import { pullRsync, rsyncTransferRate } from './rsync-pull.js';
@@ -174,6 +174,13 @@ export async function startNodeDaemon(options: NodeDaemonOptions): Promise<NodeD
     heartbeatSeconds: config.heartbeatSeconds,
   };
   const nodeBucket = new TokenBucket({ bytesPerSecond: central.maxBandwidth });
+  // HTTP pulls run on receiver threads; rsync pulls are processes of their own.
+  const receivers = new ReceiverPool({
+    threads: config.receiverThreads ?? defaultReceiverThreads(),
+    nodeBucket,
+    onThreadError: (error) =>
+      log.error(`receiver thread: ${error.message}; its transfers fail and are retried`),
+  });
   const transfers = new Map<number, Transfer>();
   let pausedReserve = false;
   let ticketKey: { base64: string; key: KeyObject } | null = null;
@@ -287,7 +294,10 @@ export async function startNodeDaemon(options: NodeDaemonOptions): Promise<NodeD
           : 'resumed by an admin',
       );
     }
-    if (reply.max_bandwidth !== central.maxBandwidth) nodeBucket.setRate(reply.max_bandwidth);
+    if (reply.max_bandwidth !== central.maxBandwidth) {
+      nodeBucket.setRate(reply.max_bandwidth);
+      receivers.nodeRateChanged();
+    }
     const leaseMore = reply.weight > central.weight || (central.pausedByAdmin && !reply.paused_by_admin);
     central.weight = reply.weight;
     central.maxBandwidth = reply.max_bandwidth;
@@ -373,7 +383,6 @@ export async function startNodeDaemon(options: NodeDaemonOptions): Promise<NodeD
       },
       Math.max(1000, (central.leaseSeconds * 1000) / 3),
     );
-    const perTransfer = new TokenBucket({ bytesPerSecond: config.perTransferBytesPerSecond });
     transfer.done = (async () => {
       try {
         let last = 0;
@@ -399,10 +408,10 @@ export async function startNodeDaemon(options: NodeDaemonOptions): Promise<NodeD
                 signal: abort.signal,
                 onProgress,
               })
-            : await pullHttp({
+            : await receivers.pull({
                 job,
                 root: config.rootPath,
-                limiters: [nodeBucket, perTransfer],
+                perTransferBytesPerSecond: config.perTransferBytesPerSecond,
                 timeoutMs: stallTimeoutMs,
                 signal: abort.signal,
                 onProgress,
@@ -576,7 +585,8 @@ export async function startNodeDaemon(options: NodeDaemonOptions): Promise<NodeD
   });
 
   log.info(
-    `node ${state.name} started: root ${config.rootPath}, weight ${central.weight}, reserve ${config.reserveBytes} bytes`,
+    `node ${state.name} started: root ${config.rootPath}, weight ${central.weight}, reserve ${config.reserveBytes} bytes, ` +
+      `${receivers.threads === 0 ? 'pulls on the main thread' : `${receivers.threads} receiver thread${receivers.threads === 1 ? '' : 's'}`}`,
   );
   return {
     name: state.name,
@@ -588,6 +598,7 @@ export async function startNodeDaemon(options: NodeDaemonOptions): Promise<NodeD
       // Transfers in flight stop; their parts stay for a resume and their leases expire.
       for (const t of transfers.values()) t.abort.abort();
       await Promise.all([...transfers.values()].map((t) => t.done));
+      await receivers.close();
       await Promise.all([leaseLoop, heartbeatLoop, restoreLoop, scrubStopped]);
       await deleter.idle();
       await restoreServer?.close();

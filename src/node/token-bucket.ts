@@ -36,13 +36,23 @@ function checkRate(bytesPerSecond: number): void {
   }
 }
 
+/** What a transfer's bytes pass through: a TokenBucket, or a receiver thread's view of the node's. */
+export interface Limiter {
+  /** 0 = unlimited: `take` is not called at all then. */
+  readonly bytesPerSecond: number;
+  /** The most bytes one `take` lets pass at once. */
+  readonly burstBytes: number;
+  /** Resolves when `bytes` may pass; rejects when `signal` aborts. */
+  take(bytes: number, signal?: AbortSignal): Promise<void>;
+}
+
 /**
  * A token bucket for bandwidth limits. `take(n)` resolves when `n` bytes may
  * pass; waiters are served first come, first served, so transfers sharing the
  * node-wide bucket get fair turns. The bucket starts empty, so a transfer runs
  * at the rate from its first byte. `setRate` applies at once, also to waiters.
  */
-export class TokenBucket {
+export class TokenBucket implements Limiter {
   private rate: number;
   private burst: number;
   private readonly fixedBurst: number | undefined;

@@ -265,17 +265,25 @@ async function oneTry(
       );
     }
     const before = part.size;
+    // A write that failed (a full disk) is not a network problem: no retry helps it.
+    let writeError: { error: unknown } | null = null;
     try {
       await response.receive({
         space: () => part.space(),
         written: (bytes) => {
-          const wait = part.commit(bytes);
+          try {
+            part.commit(bytes);
+          } catch (error) {
+            writeError = { error };
+            throw error;
+          }
           state.transferred += bytes;
           progress(part.size);
-          return wait;
+          return undefined;
         },
       });
     } catch (error) {
+      if (writeError !== null) throw (writeError as { error: unknown }).error;
       throw new TryFailed(
         `the download stopped after ${part.size - before} bytes (${part.size} of ${size}): ${describeWithCause(error)}`,
         true,

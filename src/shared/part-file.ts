@@ -1,4 +1,4 @@
-import { constants } from 'node:fs';
+import { constants, writeSync } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 import { Blake3Hasher } from '@napi-rs/blake-hash';
 import type { FileDigest } from './blake3.js';
@@ -11,33 +11,28 @@ import type { FileDigest } from './blake3.js';
 
 /** Bytes gathered before one write(2); also the read size when re-hashing. */
 export const DEFAULT_WRITE_BUFFER_BYTES = 256 * 1024;
-/** Buffers per part: while one fills, the others may be in write(2). */
-export const DEFAULT_WRITE_BUFFER_COUNT = 8;
 const FILE_MODE = 0o640;
-const NO_SPACE = new Uint8Array(0);
 
 /**
  * A transfer's `.part` file, opened for appending, with a BLAKE3 of everything
- * in it. Bytes are gathered in a small pool of buffers: a full buffer is
- * hashed (in file order, when it is full) and handed to a positional write,
- * which runs in libuv's thread pool while the next buffer fills, so several
- * writes may be in flight and receiving rarely waits for the disk. Memory is
- * bounded by the pool: when every buffer is being written, `space()` is empty
- * until one of them is done.
+ * in it. Bytes are gathered in one buffer; a full buffer is hashed and written
+ * at its place in the file at once, by a synchronous pwrite(2) in the calling
+ * thread, as rsync's receiver writes. The write copies into the page cache
+ * while the buffer is still in the CPU's cache, and costs no hand-off to
+ * libuv's thread pool: measured, handing each write to the pool cost the
+ * receiving thread about 0.4 s per GiB in wake-ups alone (docs/performance.md).
+ * The storage node calls it from its receiver threads (receiver-pool.ts), so
+ * a slow disk holds up transfers, never the node's heartbeats and leases.
  *
  * A failed write makes the part unusable (the file may hold fewer bytes than
- * were hashed): every later call throws, and only a re-open (which re-hashes
- * what is on disk) recovers.
+ * were hashed): it throws at once, as does every later call, and only a
+ * re-open (which re-hashes what is on disk) recovers.
  */
 export class PartFile {
-  /** The buffer being filled; null when none was free. */
-  private fill: Buffer | null = null;
+  private readonly buffer: Buffer;
   private buffered = 0;
-  private readonly idle: Buffer[];
-  /** Writes in flight; each settles (never rejects) when its write has ended. */
-  private readonly writes = new Set<Promise<void>>();
-  /** Bytes handed to write(2): on disk, or in a write in flight. */
-  private queued: number;
+  /** Bytes written to the file: present at open, then every full or flushed buffer. */
+  private written: number;
   private handle: FileHandle | null;
   private broken: Error | null = null;
   private currentHasher: Blake3Hasher;
@@ -48,13 +43,13 @@ export class PartFile {
     /** Bytes that were already in the part when it was opened (resume point). */
     readonly bytesPresent: number,
     hasher: Blake3Hasher,
-    buffers: readonly Buffer[],
+    buffer: Buffer,
   ) {
-    if (buffers.length === 0) throw new RangeError('a part needs at least one buffer');
+    if (buffer.length === 0) throw new RangeError('a part needs a buffer');
     this.handle = handle;
-    this.queued = bytesPresent;
+    this.written = bytesPresent;
     this.currentHasher = hasher;
-    this.idle = [...buffers];
+    this.buffer = buffer;
   }
 
   /** Fed with every byte in the part: those present at open, then each buffer as it is written. */
@@ -64,88 +59,62 @@ export class PartFile {
 
   /** Bytes in the part once everything appended is written: present at open + appended. */
   get size(): number {
-    return this.queued + this.buffered;
+    return this.written + this.buffered;
   }
 
-  /**
-   * Where the next bytes may be placed (then `commit` them): the free end of
-   * the buffer being filled. Empty while every buffer is being written; the
-   * promise `commit` returned says when that is over.
-   */
+  /** Where the next bytes may be placed (then `commit` them): the free end of the buffer; never empty. */
   space(): Uint8Array {
     this.assertUsable();
-    if (this.fill === null) {
-      const next = this.idle.pop();
-      if (next === undefined) return NO_SPACE;
-      this.fill = next;
-    }
-    return this.fill.subarray(this.buffered);
+    return this.buffer.subarray(this.buffered);
   }
 
   /**
-   * Takes `bytes` placed at the start of `space()`. Returns a promise when no
-   * buffer is free any more: `space()` is empty until it resolves, and it
-   * rejects when a write failed. A write error surfaces from a later call.
+   * Takes `bytes` placed at the start of `space()`; a buffer that is now full
+   * is hashed and written before this returns. Throws when the write fails.
    */
-  commit(bytes: number): Promise<void> | undefined {
+  commit(bytes: number): void {
     this.assertUsable();
-    const fill = this.fill;
-    if (fill === null || !Number.isSafeInteger(bytes) || bytes < 0 || bytes > fill.length - this.buffered) {
+    if (!Number.isSafeInteger(bytes) || bytes < 0 || bytes > this.buffer.length - this.buffered) {
       throw new RangeError(`cannot commit ${bytes} bytes: more than the space offered`);
     }
     this.buffered += bytes;
-    if (this.buffered < fill.length) return undefined;
-    this.startWrite();
-    const next = this.idle.pop();
-    if (next === undefined) return this.bufferFreed();
-    this.fill = next;
-    return undefined;
+    if (this.buffered === this.buffer.length) this.writeBuffered();
   }
 
-  /**
-   * Appends `chunk`. It is copied before this resolves, so the caller may reuse it.
-   * A write error surfaces from a later append, flush or finish.
-   */
-  async append(chunk: Uint8Array): Promise<void> {
+  /** Appends `chunk` (copied: the caller may reuse it). */
+  append(chunk: Uint8Array): void {
     let offset = 0;
     while (offset < chunk.length) {
       const space = this.space();
-      if (space.length === 0) {
-        await this.bufferFreed();
-        continue;
-      }
       const n = Math.min(space.length, chunk.length - offset);
       space.set(chunk.subarray(offset, offset + n));
       offset += n;
-      const wait = this.commit(n);
-      if (wait !== undefined) await wait;
+      this.commit(n);
     }
   }
 
   /** Writes everything appended so far (no fsync). */
-  async flush(): Promise<void> {
+  flush(): void {
     this.assertUsable();
-    this.startWrite();
-    await this.drain();
+    this.writeBuffered();
   }
 
   /** Empties the part and starts a new hash (the source ignored our Range and sent the whole file). */
   async reset(): Promise<void> {
     const handle = this.assertUsable();
-    await this.drain();
     this.buffered = 0;
     await handle.truncate(0);
-    this.queued = 0;
+    this.written = 0;
     this.currentHasher = new Blake3Hasher();
   }
 
   /** Flushes, fsyncs and closes the part; returns the size and BLAKE3 of its content. */
   async finish(): Promise<FileDigest> {
     const handle = this.assertUsable();
-    await this.flush();
+    this.flush();
     await handle.sync();
     await this.close();
-    return { size: this.queued, blake3: this.currentHasher.digest('hex') };
+    return { size: this.written, blake3: this.currentHasher.digest('hex') };
   }
 
   /**
@@ -155,8 +124,13 @@ export class PartFile {
   async close(): Promise<void> {
     const handle = this.handle;
     if (handle === null) return;
-    if (this.broken === null) await this.flush().catch(() => undefined);
-    else await Promise.all([...this.writes]);
+    if (this.broken === null) {
+      try {
+        this.writeBuffered();
+      } catch {
+        // Kept as far as it went: a resume re-hashes what is on disk.
+      }
+    }
     this.handle = null;
     await handle.close();
   }
@@ -168,58 +142,32 @@ export class PartFile {
     return this.handle;
   }
 
-  /** Resolves when a buffer is free again; rejects when a write failed. */
-  private async bufferFreed(): Promise<void> {
-    while (this.idle.length === 0 && this.writes.size > 0) await Promise.race(this.writes);
-    this.assertUsable();
-  }
-
-  /** Waits for every write in flight; throws if one failed. */
-  private async drain(): Promise<void> {
-    while (this.writes.size > 0) await Promise.all([...this.writes]);
-    this.assertUsable();
-  }
-
-  /** Hashes the buffered bytes and starts writing them at their place in the file. */
-  private startWrite(): void {
-    const fill = this.fill;
-    if (fill === null || this.buffered === 0) return;
+  /** Hashes the buffered bytes and writes them at their place in the file. */
+  private writeBuffered(): void {
+    if (this.buffered === 0) return;
     const handle = this.assertUsable();
-    const data = fill.subarray(0, this.buffered);
-    const position = this.queued;
+    const data = this.buffer.subarray(0, this.buffered);
+    try {
+      let done = 0;
+      while (done < data.length) {
+        const n = writeSync(handle.fd, data, done, data.length - done, this.written + done);
+        if (n <= 0) throw new Error('write(2) wrote nothing');
+        done += n;
+      }
+    } catch (error) {
+      // The file may now hold part of the buffer: only a re-open (re-hash) can recover.
+      this.broken = error instanceof Error ? error : new Error(String(error));
+      throw this.broken;
+    }
     this.currentHasher.update(data);
-    this.queued += data.length;
-    this.fill = null;
+    this.written += data.length;
     this.buffered = 0;
-    const write: Promise<void> = writeFully(handle, data, position).then(
-      () => {
-        this.writes.delete(write);
-        this.idle.push(fill);
-      },
-      (error: unknown) => {
-        this.writes.delete(write);
-        // The file may now hold fewer bytes than were hashed: only a re-open (re-hash) can recover.
-        this.broken ??= error instanceof Error ? error : new Error(String(error));
-      },
-    );
-    this.writes.add(write);
-  }
-}
-
-async function writeFully(handle: FileHandle, data: Uint8Array, position: number): Promise<void> {
-  let done = 0;
-  while (done < data.length) {
-    const { bytesWritten } = await handle.write(data, done, data.length - done, position + done);
-    if (bytesWritten <= 0) throw new Error('write(2) wrote nothing');
-    done += bytesWritten;
   }
 }
 
 export interface OpenPartOptions {
-  /** Size of each write buffer; default 256 KiB. */
+  /** Size of the write buffer; default 256 KiB. */
   bufferBytes?: number;
-  /** Number of write buffers, and so the most writes in flight; default 4. */
-  bufferCount?: number;
 }
 
 /**
@@ -242,10 +190,7 @@ export async function openPartFile(path: string, options: OpenPartOptions = {}):
       hasher.update(buffer.subarray(0, bytesRead));
       present += bytesRead;
     }
-    const count = Math.max(1, options.bufferCount ?? DEFAULT_WRITE_BUFFER_COUNT);
-    const buffers = [buffer];
-    while (buffers.length < count) buffers.push(Buffer.allocUnsafe(bufferBytes));
-    return new PartFile(path, handle, present, hasher, buffers);
+    return new PartFile(path, handle, present, hasher, buffer);
   } catch (error) {
     await handle.close().catch(() => undefined);
     throw error;

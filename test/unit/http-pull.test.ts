@@ -18,7 +18,8 @@ import {
   storedAbsolutePath,
 } from '../../src/node/storage-layout.js';
 import { TokenBucket } from '../../src/node/token-bucket.js';
-import { type LeasedJob, LeasedJobSchema } from '../../src/shared/node-protocol.js';
+import type { LeasedJob } from '../../src/shared/node-protocol.js';
+import { leasedJobFor } from '../support/leased-job.js';
 import { makeTempDir, type TempDir } from '../support/temp-dir.js';
 
 const run = promisify(execFile);
@@ -180,26 +181,7 @@ async function serve(data: Buffer): Promise<TestAgent> {
 }
 
 function jobFor(data: Buffer, url: string, overrides: Partial<LeasedJob> = {}): LeasedJob {
-  return LeasedJobSchema.parse({
-    job_id: 7,
-    backup_id: 42,
-    report_id: '5d0f7b4e-7c1a-4c55-9a43-2f1f0d6c1a10',
-    attempt: 1,
-    lease_expires_at: '2026-01-15T05:00:00.000Z',
-    game_id: '31',
-    server_id: '011111',
-    type: 'mysql',
-    instance: '3306',
-    filename: 'full-20260115.tar.gz',
-    size: data.length,
-    blake3: hex(data),
-    kind: 'full',
-    created_at: '2026-01-15T04:00:00.000Z',
-    base_backup_id: null,
-    source: { transport: 'http', url },
-    ticket: TICKET,
-    ...overrides,
-  });
+  return leasedJobFor(data, url, TICKET, overrides);
 }
 
 const RELATIVE = '31/mysql/011111/3306/full-20260115.tar.gz';

@@ -137,6 +137,7 @@ describe('the legacy server-uuzuback.conf', () => {
       scrubBytesPerSecond: 32 * 1024 * KiB,
       scrubPeriodSeconds: 7 * 86_400,
       metricsListen: null,
+      receiverThreads: null,
     } satisfies NodeConfig);
     expect(result.warnings.map((w) => w.key).sort()).toEqual([...OBSOLETE].sort());
   });
@@ -165,6 +166,7 @@ describe('a valid config', () => {
       scrubBytesPerSecond: 32 * 1024 * KiB,
       scrubPeriodSeconds: 7 * 86_400,
       metricsListen: null,
+      receiverThreads: null,
     } satisfies NodeConfig);
     expect(DEFAULT_RESERVE_BYTES).toBe(10 * GiB);
     expect(parse(MINIMAL).warnings).toEqual([]);
@@ -188,6 +190,7 @@ describe('a valid config', () => {
         'scrub_bytes_per_second = 8M',
         'scrub_period = 3d',
         'metrics_listen = 127.0.0.1:9101',
+        'receiver_threads = 3',
       ),
     ).toMatchObject({
       enrollToken: 'ubk_enroll_abc',
@@ -205,7 +208,20 @@ describe('a valid config', () => {
       scrubBytesPerSecond: 8 * 1024 * KiB,
       scrubPeriodSeconds: 3 * 86_400,
       metricsListen: { host: '127.0.0.1', port: 9101 },
+      receiverThreads: 3,
     });
+  });
+
+  it('reads receiver_threads: auto, 0 (the main thread) or a number of threads', () => {
+    expect(config('receiver_threads = auto').receiverThreads).toBeNull();
+    expect(config('receiver_threads = AUTO').receiverThreads).toBeNull();
+    expect(config('receiver_threads = 0').receiverThreads).toBe(0);
+    expect(config('receiver_threads = 64').receiverThreads).toBe(64);
+    for (const bad of ['65', '-1', '2.5', 'many']) {
+      expect(errorOf(`receiver_threads = ${bad}`, 'receiver_threads').message).toBe(
+        `"${bad}" is not a number of receiver threads (auto, or a whole number from 0 to 64; 0 = pull on the main thread)`,
+      );
+    }
   });
 
   it('reads the scrub rate like max_bandwidth (0 = no scrub) and its period as a duration', () => {
