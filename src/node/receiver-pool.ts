@@ -248,10 +248,9 @@ export class ReceiverPool {
   }
 
   private failAll(receiver: Receiver, error: Error): void {
-    for (const id of [...receiver.running.keys()]) {
-      const running = receiver.running.get(id);
+    for (const [id, running] of [...receiver.running]) {
       this.settle(receiver, id);
-      running?.reject(error);
+      running.reject(error);
     }
   }
 }

@@ -16,22 +16,31 @@ if (port === null) throw new Error('receiver-thread.js runs as a worker thread o
 
 const send = (message: FromReceiver): void => port.postMessage(message);
 
-/** The node-wide bucket as this thread sees it: the rate mirrored, every take asked of the main thread. */
+/** The node-wide bucket's rate, as the main thread last said it. */
+const nodeRate = { bytesPerSecond: 0, burstBytes: MIN_DEFAULT_BURST_BYTES };
+
+/** The node-wide bucket as one transfer on this thread sees it: the shared rate, every take asked of the main thread. */
 class NodeLimiter implements Limiter {
-  bytesPerSecond = 0;
-  burstBytes = MIN_DEFAULT_BURST_BYTES;
   private seq = 0;
   private readonly waiting = new Map<number, { resolve: () => void; reject: (error: Error) => void }>();
 
-  constructor(private readonly transferId: () => number) {}
+  constructor(private readonly transferId: number) {}
+
+  get bytesPerSecond(): number {
+    return nodeRate.bytesPerSecond;
+  }
+
+  get burstBytes(): number {
+    return nodeRate.burstBytes;
+  }
 
   take(bytes: number, signal?: AbortSignal): Promise<void> {
-    if (this.bytesPerSecond === 0 || bytes <= 0) return Promise.resolve();
+    if (nodeRate.bytesPerSecond === 0 || bytes <= 0) return Promise.resolve();
     signal?.throwIfAborted();
     const seq = ++this.seq;
     return new Promise<void>((resolve, reject) => {
       this.waiting.set(seq, { resolve, reject });
-      send({ type: 'take', id: this.transferId(), seq, bytes });
+      send({ type: 'take', id: this.transferId, seq, bytes });
     });
   }
 
@@ -44,7 +53,6 @@ class NodeLimiter implements Limiter {
   }
 }
 
-const nodeRate = { bytesPerSecond: 0, burstBytes: MIN_DEFAULT_BURST_BYTES };
 const limiters = new Map<number, NodeLimiter>();
 const aborts = new Map<number, AbortController>();
 
@@ -52,9 +60,7 @@ function pull(message: Extract<ToReceiver, { type: 'pull' }>): void {
   const { id } = message;
   const abort = new AbortController();
   aborts.set(id, abort);
-  const nodeLimiter = new NodeLimiter(() => id);
-  nodeLimiter.bytesPerSecond = nodeRate.bytesPerSecond;
-  nodeLimiter.burstBytes = nodeRate.burstBytes;
+  const nodeLimiter = new NodeLimiter(id);
   limiters.set(id, nodeLimiter);
   let sent = -1;
   let latest = -1;
@@ -115,10 +121,6 @@ port.on('message', (message: ToReceiver) => {
     case 'node-rate':
       nodeRate.bytesPerSecond = message.bytesPerSecond;
       nodeRate.burstBytes = message.burstBytes;
-      for (const limiter of limiters.values()) {
-        limiter.bytesPerSecond = message.bytesPerSecond;
-        limiter.burstBytes = message.burstBytes;
-      }
       return;
     case 'granted':
       limiters.get(message.id)?.granted(message.seq, message.error);

@@ -6,7 +6,7 @@ import { describeError } from '../shared/describe-error.js';
 import { errnoCode } from '../shared/errno-code.js';
 import { fsyncDir } from '../shared/fsync-dir.js';
 import { type HttpResponse, httpGet } from '../shared/http-get.js';
-import { openPartFile, type PartFile } from '../shared/part-file.js';
+import { openPartFile, type PartFile, PartWriteError } from '../shared/part-file.js';
 import { UBACKUP_VERSION } from '../shared/version.js';
 import { RESTORE_EXIT, RestoreError } from './restore-error.js';
 /**
@@ -265,25 +265,19 @@ async function oneTry(
       );
     }
     const before = part.size;
-    // A write that failed (a full disk) is not a network problem: no retry helps it.
-    let writeError: { error: unknown } | null = null;
     try {
       await response.receive({
         space: () => part.space(),
         written: (bytes) => {
-          try {
-            part.commit(bytes);
-          } catch (error) {
-            writeError = { error };
-            throw error;
-          }
+          part.commit(bytes);
           state.transferred += bytes;
           progress(part.size);
           return undefined;
         },
       });
     } catch (error) {
-      if (writeError !== null) throw (writeError as { error: unknown }).error;
+      // A write that failed (a full disk) is not a network problem: no retry helps it.
+      if (error instanceof PartWriteError) throw error;
       throw new TryFailed(
         `the download stopped after ${part.size - before} bytes (${part.size} of ${size}): ${describeWithCause(error)}`,
         true,

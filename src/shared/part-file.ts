@@ -13,6 +13,11 @@ import type { FileDigest } from './blake3.js';
 export const DEFAULT_WRITE_BUFFER_BYTES = 256 * 1024;
 const FILE_MODE = 0o640;
 
+/** A write to the part failed (a full disk, an I/O error); `cause` is the system's error. No retry of the transfer helps it. */
+export class PartWriteError extends Error {
+  override readonly name = 'PartWriteError';
+}
+
 /**
  * A transfer's `.part` file, opened for appending, with a BLAKE3 of everything
  * in it. Bytes are gathered in one buffer; a full buffer is hashed and written
@@ -25,7 +30,7 @@ const FILE_MODE = 0o640;
  * a slow disk holds up transfers, never the node's heartbeats and leases.
  *
  * A failed write makes the part unusable (the file may hold fewer bytes than
- * were hashed): it throws at once, as does every later call, and only a
+ * were hashed): it throws PartWriteError at once, as does every later call, and only a
  * re-open (which re-hashes what is on disk) recovers.
  */
 export class PartFile {
@@ -34,7 +39,7 @@ export class PartFile {
   /** Bytes written to the file: present at open, then every full or flushed buffer. */
   private written: number;
   private handle: FileHandle | null;
-  private broken: Error | null = null;
+  private broken: PartWriteError | null = null;
   private currentHasher: Blake3Hasher;
 
   constructor(
@@ -136,8 +141,7 @@ export class PartFile {
   }
 
   private assertUsable(): FileHandle {
-    if (this.broken)
-      throw new Error(`part file ${this.path} is unusable after a failed write`, { cause: this.broken });
+    if (this.broken) throw this.broken;
     if (this.handle === null) throw new Error(`part file ${this.path} is closed`);
     return this.handle;
   }
@@ -156,7 +160,7 @@ export class PartFile {
       }
     } catch (error) {
       // The file may now hold part of the buffer: only a re-open (re-hash) can recover.
-      this.broken = error instanceof Error ? error : new Error(String(error));
+      this.broken = new PartWriteError(`${this.path} could not be written`, { cause: error });
       throw this.broken;
     }
     this.currentHasher.update(data);
