@@ -31,6 +31,9 @@ export default defineConfig({
           include: ['test/browser/**/*.test.ts'],
           testTimeout: 120_000,
           hookTimeout: 120_000,
+          // A page's effect reaches the API after a click, a request and a re-render: on a loaded
+          // two-core machine that can take longer than expect.poll's default of one second.
+          expect: { poll: { timeout: 15_000 } },
           fileParallelism: false,
           maxWorkers: 1,
         },
